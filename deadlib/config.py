@@ -1,0 +1,106 @@
+"""params.yaml access: one profile switch, one section per stage, device and seeding.
+
+``params.yaml`` is the single source of truth. Every stage section may hold a ``by_profile``
+mapping whose entry for the active ``profile`` is deep-merged over the section's base values
+(the base values *are* the ``default`` profile). A stage therefore reads only ``profile`` and
+its own section, which keeps DVC's params dependencies narrow.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+
+PROFILES = ("smoke", "default", "full")
+GLOBAL_KEYS = ("profile", "seed", "device")
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, malformed or names an unknown profile/stage."""
+
+
+def find_params_file(start: str | os.PathLike | None = None) -> Path:
+    """Walk up from ``start`` (default: cwd) to the first directory holding params.yaml."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "params.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"no params.yaml found in {here} or its parents; run from the repo root")
+
+
+def load_params(path: str | os.PathLike | None = None) -> dict:
+    """Read params.yaml (searched upwards from the cwd when ``path`` is None)."""
+    path = Path(path) if path else find_params_file()
+    try:
+        params = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from err
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path} must hold a mapping at top level")
+    return params
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, others replace)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def stage_config(stage: str, profile: str | None = None, params: Mapping | None = None,
+                 params_path: str | os.PathLike | None = None) -> dict:
+    """The effective settings of ``stage`` under ``profile`` (default: params' own switch).
+
+    Returns the stage section with its ``by_profile[profile]`` override applied, plus the
+    global keys ``profile``, ``seed`` and ``device``.
+    """
+    params = dict(params) if params is not None else load_params(params_path)
+    profile = profile or params.get("profile", "default")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if stage not in params:
+        raise ConfigError(f"params.yaml has no section {stage!r} (sections: {sorted(params)})")
+    section = dict(params[stage] or {})
+    overrides = section.pop("by_profile", {}) or {}
+    unknown = set(overrides) - set(PROFILES)
+    if unknown:
+        raise ConfigError(f"{stage}.by_profile names unknown profiles {sorted(unknown)}")
+    config = deep_merge(section, overrides.get(profile, {}) or {})
+    for key in GLOBAL_KEYS:
+        config.setdefault(key, params.get(key))
+    config["profile"] = profile
+    return config
+
+
+def resolve_device(name: str | None = "auto"):
+    """'auto' → CUDA if available, else CPU. Modules receive this; nothing calls .cuda()."""
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch from one number (CPU runs become repeatable)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)

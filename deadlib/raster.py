@@ -37,27 +37,50 @@ def pixels_to_ndc(verts_pix: torch.Tensor, size: int) -> torch.Tensor:
     x = 1.0 - (2.0 * verts_pix[..., 0]) / size  # pixel centre j+0.5 → ndc of pytorch3d's pixel j
     y = 1.0 - (2.0 * verts_pix[..., 1]) / size
     # Keep depth order; the rasteriser drops faces behind z=0, so shift into positive range.
-    z = verts_pix[..., 2] / size + 10.0
+    z = verts_pix[..., 2] / size + 10.0  # depth in units of the image side
     return torch.stack([x, y, z], dim=-1)
 
 
-def rasterize(verts_pix: torch.Tensor, faces: torch.Tensor, size: int,
-              faces_per_batch: list[torch.Tensor] | None = None) -> Fragments:
+def rasterize(verts_pix: torch.Tensor, faces: torch.Tensor, size: int, tile: int = 64) -> Fragments:
     """Rasterise B meshes sharing ``faces`` (F, 3) with vertices (B, V, 3) in pixel space.
 
-    ``faces_per_batch`` optionally gives a different face list per mesh (e.g. a closed mouth
-    in one frame, an open one in the next). Returns the nearest surface per pixel.
+    pytorch3d's CPU rasteriser tests every face against every pixel (its coarse-to-fine binning
+    is CUDA-only), so the image is cut into ``tile``-pixel squares and each square is rasterised
+    with only the faces whose bounding boxes touch it — the same binning idea, done here.
+    Returns the nearest surface per pixel.
     """
-    verts_ndc = pixels_to_ndc(verts_pix.float(), size)
-    face_list = faces_per_batch or [faces] * verts_ndc.shape[0]
-    meshes = Meshes(verts=list(verts_ndc), faces=[f.long() for f in face_list])
-    pix_to_face, zbuf, bary, _ = rasterize_meshes(
-        meshes, image_size=size, blur_radius=0.0, faces_per_pixel=1, bin_size=0,
-        perspective_correct=False, cull_backfaces=False,
-    )
-    depth = torch.where(pix_to_face[..., 0] >= 0, (zbuf[..., 0] - 10.0) * size, -torch.ones_like(zbuf[..., 0]))
-    return Fragments(pix_to_face=pix_to_face[..., 0], bary=bary[..., 0, :], depth=depth,
-                     faces_packed=meshes.faces_packed())
+    B, V, _ = verts_pix.shape
+    faces = faces.long()
+    F_ = faces.shape[0]
+    verts_pix = verts_pix.float()
+    tri = verts_pix[:, faces]  # (B, F, 3, 3)
+    lo, hi = tri[..., :2].min(dim=2).values, tri[..., :2].max(dim=2).values  # (B, F, 2) bbox
+    pix_to_face = torch.full((B, size, size), -1, dtype=torch.long)
+    bary = torch.zeros((B, size, size, 3))
+    depth = torch.full((B, size, size), -1.0)
+    for y0 in range(0, size, tile):
+        for x0 in range(0, size, tile):
+            h, w = min(tile, size - y0), min(tile, size - x0)
+            n = max(h, w)
+            hit = ((hi[..., 0] >= x0 - 1) & (lo[..., 0] <= x0 + w + 1) &
+                   (hi[..., 1] >= y0 - 1) & (lo[..., 1] <= y0 + h + 1))  # (B, F)
+            if not hit.any():
+                continue
+            shift = torch.tensor([x0, y0, 0.0])
+            meshes = Meshes(verts=list(pixels_to_ndc(verts_pix - shift, n)),
+                            faces=[faces[hit[b]] for b in range(B)])
+            p2f, zbuf, bc, _ = rasterize_meshes(meshes, image_size=n, blur_radius=0.0, faces_per_pixel=1,
+                                                bin_size=0, perspective_correct=False, cull_backfaces=False)
+            # packed index inside this tile → packed index b*F + f over the whole batch
+            global_ids = torch.cat([b * F_ + torch.nonzero(hit[b])[:, 0] for b in range(B)])
+            p2f = p2f[:, :h, :w, 0]
+            covered = p2f >= 0
+            pix_to_face[:, y0:y0 + h, x0:x0 + w] = torch.where(covered, global_ids[p2f.clamp(min=0)], -1)
+            bary[:, y0:y0 + h, x0:x0 + w] = bc[:, :h, :w, 0]
+            depth[:, y0:y0 + h, x0:x0 + w] = torch.where(covered, (zbuf[:, :h, :w, 0] - 10.0) * n, -1.0)
+    offsets = (torch.arange(B) * V)[:, None, None]  # packed vertex offset of each mesh
+    faces_packed = (faces[None] + offsets).reshape(-1, 3)
+    return Fragments(pix_to_face=pix_to_face, bary=bary, depth=depth, faces_packed=faces_packed)
 
 
 def interpolate(frags: Fragments, vert_attrs: torch.Tensor) -> torch.Tensor:

@@ -465,3 +465,11 @@ def write_audio(path: PathLike, audio: np.ndarray, sample_rate: int) -> None:
             out.setsampwidth(2)
             out.setframerate(int(sample_rate))
             out.writeframes(pcm.tobytes())
+
+
+def configure_mediapy() -> None:
+    """Point mediapy (notebook video previews) at the registry ffmpeg binary from imageio-ffmpeg."""
+    import imageio_ffmpeg
+    import mediapy
+
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())

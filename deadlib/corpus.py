@@ -1,0 +1,156 @@
+"""The DVC-tracked raw corpus (``data.dvc`` → ``data/raw``) and how a fresh clone gets it.
+
+``data.dvc`` is an ordinary DVC-tracked folder. Its default content is the embedded synthetic
+corpus, which ``deadlib.synth`` regenerates byte for byte from the settings recorded in
+``data.dvc``'s ``meta`` block — so a fresh, offline clone needs no DVC remote:
+
+    python -m deadlib.corpus ensure     # regenerate / pull whatever data.dvc records, then verify
+    python -m deadlib.corpus generate   # (re)build data/raw/synthetic from params.yaml's synth
+                                        # section and record it in data.dvc (dvc add + meta)
+    python -m deadlib.corpus status     # what is present, what data.dvc expects
+
+Real corpora (HDTF, CelebV-HQ, your own clips) go into ``data/raw/<name>/``; ``dvc add`` them
+with the same command (``generate --add-only``) and push to your own remote (README "Data").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import find_params_file, load_params
+from .synth import SynthSettings, generate_corpus
+
+DVC_FILE = "data.dvc"
+RAW_DIR = Path("data/raw")
+SYNTH_SUBDIR = "synthetic"
+
+
+class CorpusError(RuntimeError):
+    """The raw corpus is missing or differs from data.dvc, with what to do about it."""
+
+
+def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the venv's dvc (next to this interpreter) and capture its output."""
+    exe = Path(sys.executable).with_name("dvc")
+    return subprocess.run([str(exe if exe.exists() else "dvc"), *args], cwd=cwd, text=True, capture_output=True)
+
+
+def repo_root() -> Path:
+    return find_params_file().parent
+
+
+def read_meta(root: Path) -> dict:
+    """The ``meta`` block of data.dvc (generator + settings of the embedded corpus)."""
+    path = root / DVC_FILE
+    if not path.exists():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get("meta", {}) or {}
+
+
+def is_clean(root: Path) -> bool:
+    """True when data/raw exists and matches the hashes recorded in data.dvc."""
+    result = dvc("status", DVC_FILE, "--json", cwd=root)
+    if result.returncode != 0:
+        raise CorpusError(f"`dvc status {DVC_FILE}` failed:\n{result.stderr.strip()}")
+    return json.loads(result.stdout or "{}") == {}
+
+
+def settings_from_params(params: dict) -> SynthSettings:
+    return SynthSettings.from_dict(params.get("synth", {}))
+
+
+def recorded_settings(meta: dict) -> dict:
+    """The corpus-defining settings (without run-time knobs such as the worker count)."""
+    return {k: v for k, v in meta.get("settings", {}).items() if k != "workers"}
+
+
+def ensure(root: Path | None = None, workers: int | None = None) -> str:
+    """Make data/raw match data.dvc: verify, else pull, else regenerate the synthetic corpus."""
+    root = root or repo_root()
+    if is_clean(root):
+        return "data/raw matches data.dvc"
+    meta = read_meta(root)
+    if dvc("remote", "list", cwd=root).stdout.strip():
+        pulled = dvc("pull", DVC_FILE, cwd=root)
+        if pulled.returncode == 0 and is_clean(root):
+            return "pulled data/raw from the DVC remote"
+    if meta.get("generator") != "deadlib.synth":
+        raise CorpusError(
+            "data/raw differs from data.dvc and data.dvc does not record a generated corpus; "
+            "configure your DVC remote (`dvc remote add -d ...`) and run `dvc pull data.dvc`.")
+    settings = SynthSettings.from_dict(recorded_settings(meta))
+    settings.workers = workers or settings_from_params(load_params(root / "params.yaml")).workers
+    target = root / RAW_DIR / SYNTH_SUBDIR
+    print(f"regenerating the embedded corpus into {target} (settings from data.dvc meta) ...", flush=True)
+    shutil.rmtree(target, ignore_errors=True)
+    generate_corpus(target, settings, progress=lambda s: print(f"  {s['name']}: {s['frames']} frames", flush=True))
+    if not is_clean(root):
+        raise CorpusError(
+            "the regenerated corpus differs from the bytes recorded in data.dvc (different library "
+            "versions than the pinned ones in requirements/lock.txt?). Either reinstall with "
+            "scripts/setup.sh, or accept the new bytes with `python -m deadlib.corpus generate`.")
+    return "regenerated data/raw/synthetic; it matches data.dvc"
+
+
+def record(root: Path, meta: dict | None) -> None:
+    """`dvc add data/raw --file data.dvc`, then write the generator ``meta`` block into data.dvc."""
+    added = dvc("add", str(RAW_DIR), "--file", DVC_FILE, cwd=root)
+    if added.returncode != 0:
+        raise CorpusError(f"`dvc add` failed:\n{added.stderr.strip()}")
+    doc = yaml.safe_load((root / DVC_FILE).read_text())
+    if meta:
+        doc["meta"] = meta
+    else:
+        doc.pop("meta", None)
+    (root / DVC_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def generate(root: Path | None = None) -> str:
+    """Rebuild data/raw/synthetic from params.yaml's ``synth`` section and record it in data.dvc."""
+    root = root or repo_root()
+    settings = settings_from_params(load_params(root / "params.yaml"))
+    target = root / RAW_DIR / SYNTH_SUBDIR
+    shutil.rmtree(target, ignore_errors=True)
+    manifest = generate_corpus(target, settings, progress=lambda s: print(f"  {s['name']}", flush=True))
+    record(root, {"generator": "deadlib.synth", "settings": manifest["settings"]})
+    return f"generated {len(manifest['videos'])} videos into {target} and recorded them in {DVC_FILE}"
+
+
+def status(root: Path | None = None) -> str:
+    root = root or repo_root()
+    meta = read_meta(root)
+    present = sorted(p.name for p in (root / RAW_DIR).glob("*") if p.is_dir())
+    clean = is_clean(root)
+    return (f"data.dvc: {'matches' if clean else 'DIFFERS from'} data/raw; sub-folders present: {present}; "
+            f"generator: {meta.get('generator', 'none recorded')}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deadlib.corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["ensure", "generate", "record", "status"])
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    root = repo_root()
+    try:
+        if args.command == "ensure":
+            print(ensure(root, args.workers))
+        elif args.command == "generate":
+            print(generate(root))
+        elif args.command == "record":  # after adding your own videos under data/raw/<name>/
+            record(root, read_meta(root) or None)
+            print(f"recorded data/raw in {DVC_FILE}")
+        else:
+            print(status(root))
+    except CorpusError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

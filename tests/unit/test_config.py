@@ -1,0 +1,56 @@
+"""params.yaml profiles: one switch, per-stage sections, clear errors."""
+
+import pytest
+import torch
+import yaml
+
+from deadlib.config import ConfigError, deep_merge, resolve_device, stage_config
+
+PARAMS = {
+    "profile": "default", "seed": 3, "device": "auto",
+    "train": {"lr": 1e-3, "net": {"width": 32, "depth": 4},
+              "by_profile": {"smoke": {"net": {"width": 8}}, "full": {"lr": 2e-4}}},
+}
+
+
+def test_base_values_are_the_default_profile():
+    cfg = stage_config("train", params=PARAMS)
+    assert cfg["net"] == {"width": 32, "depth": 4} and cfg["lr"] == 1e-3
+    assert cfg["profile"] == "default" and cfg["seed"] == 3 and "by_profile" not in cfg
+
+
+def test_profile_overrides_merge_deeply():
+    smoke = stage_config("train", profile="smoke", params=PARAMS)
+    assert smoke["net"] == {"width": 8, "depth": 4} and smoke["lr"] == 1e-3
+    assert stage_config("train", profile="full", params=PARAMS)["lr"] == 2e-4
+
+
+def test_switch_read_from_params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({**PARAMS, "profile": "smoke"}))
+    assert stage_config("train", params_path=path)["net"]["width"] == 8
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ConfigError, match="unknown profile"):
+        stage_config("train", profile="huge", params=PARAMS)
+    with pytest.raises(ConfigError, match="no section"):
+        stage_config("missing", params=PARAMS)
+
+
+def test_deep_merge_does_not_mutate():
+    base = {"a": {"b": 1}}
+    assert deep_merge(base, {"a": {"c": 2}}) == {"a": {"b": 1, "c": 2}} and base == {"a": {"b": 1}}
+
+
+def test_repo_params_have_every_profile_valid(repo_root):
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    for stage, section in params.items():
+        if isinstance(section, dict) and "by_profile" in section:
+            for profile in ("smoke", "default", "full"):
+                stage_config(stage, profile=profile, params=params)
+
+
+def test_device_auto_is_never_hardcoded():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"

@@ -99,6 +99,14 @@ def ensure(root: Path | None = None, workers: int | None = None) -> str:
     return "regenerated data/raw/synthetic; it matches data.dvc"
 
 
+def synthetic_meta(root: Path) -> dict | None:
+    """data.dvc ``meta`` describing data/raw/synthetic, read from its corpus.json (None if absent)."""
+    manifest = root / RAW_DIR / SYNTH_SUBDIR / "corpus.json"
+    if not manifest.exists():
+        return None
+    return {"generator": "deadlib.synth", "settings": json.loads(manifest.read_text())["settings"]}
+
+
 def record(root: Path, meta: dict | None) -> None:
     """`dvc add data/raw --file data.dvc`, then write the generator ``meta`` block into data.dvc."""
     added = dvc("add", str(RAW_DIR), "--file", DVC_FILE, cwd=root)
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "generate":
             print(generate(root))
         elif args.command == "record":  # after adding your own videos under data/raw/<name>/
-            record(root, read_meta(root) or None)
+            record(root, synthetic_meta(root))
             print(f"recorded data/raw in {DVC_FILE}")
         else:
             print(status(root))

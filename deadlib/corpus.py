@@ -108,11 +108,18 @@ def synthetic_meta(root: Path) -> dict | None:
 
 
 def record(root: Path, meta: dict | None) -> None:
-    """`dvc add data/raw --file data.dvc`, then write the generator ``meta`` block into data.dvc."""
-    added = dvc("add", str(RAW_DIR), "--file", DVC_FILE, cwd=root)
+    """`dvc add data/raw`, moved to the top-level data.dvc, plus the generator ``meta`` block.
+
+    dvc 3 writes ``data/raw.dvc`` next to the folder; the project keeps one ``data.dvc`` at the
+    repo root (path rewritten relative to it), so the tracked corpus is visible at a glance.
+    """
+    added = dvc("add", str(RAW_DIR), cwd=root)
     if added.returncode != 0:
         raise CorpusError(f"`dvc add` failed:\n{added.stderr.strip()}")
-    doc = yaml.safe_load((root / DVC_FILE).read_text())
+    sidecar = root / RAW_DIR.with_suffix(".dvc")
+    doc = yaml.safe_load(sidecar.read_text())
+    doc["outs"][0]["path"] = str(RAW_DIR)
+    sidecar.unlink()
     if meta:
         doc["meta"] = meta
     else:

@@ -1,0 +1,149 @@
+"""Prior stage (§3.2): one shared renderer + one neural texture per prior identity.
+
+Train set = every non-test frame of the prior identities; validation = ``n_val_windows``
+fixed windows spread evenly over their held-out test parts. Writes the checkpoint and DVCLive
+logs under ``out_dir`` and flat metrics (numbers only) to ``metrics_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from deadlib.config import stage_config
+from deadlib.train import TrainConfig, train
+
+
+def prior_config(profile: str | None = None, params_path: str | os.PathLike | None = None) -> TrainConfig:
+    """``train_prior`` + ``renderer`` sections of params.yaml under ``profile``."""
+    section = stage_config("train_prior", profile, params_path=params_path)
+    renderer = stage_config("renderer", profile, params_path=params_path)
+    return TrainConfig.from_dict(section, renderer=renderer)
+
+
+def load_splits(splits: Mapping | str | os.PathLike) -> dict[str, list[str]]:
+    """{"prior": [...], "heldout": [...]} from a mapping or a JSON file (e.g. corpus.json)."""
+    if not isinstance(splits, Mapping):
+        path = Path(splits)
+        if not path.is_file():
+            raise FileNotFoundError(f"splits file {path} not found (expected JSON with 'prior' / 'heldout')")
+        splits = json.loads(path.read_text())
+    splits = splits.get("splits", splits)
+    if not splits.get("prior"):
+        raise ValueError(f"splits have no 'prior' identities: {dict(splits)}")
+    return {k: list(splits.get(k) or []) for k in ("prior", "heldout")}
+
+
+def val_indices(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)`` (all of them when n <= k)."""
+    if n <= k:
+        return list(range(n))
+    return np.linspace(0, n - 1, k).round().astype(int).tolist()
+
+
+def _window_dataset(cache_root, names, split, window, n_refs, seed) -> Dataset:
+    from deadlib.dataset import WindowDataset
+
+    return WindowDataset(cache_root, names, split=split, window=window, n_refs=n_refs, seed=seed)
+
+
+def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike,
+                out_dir: str | os.PathLike, metrics_path: str | os.PathLike = "metrics/train_prior.json",
+                progress: bool = True, make_dataset: Callable[..., Dataset] | None = None) -> dict[str, Any]:
+    """Train the prior and write its metrics; returns checkpoint / live_dir / metrics paths and values.
+
+    ``make_dataset(cache_root, names, split, window, n_refs, seed)`` defaults to
+    ``deadlib.dataset.WindowDataset`` (tests pass an in-memory stand-in).
+    """
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    names = load_splits(splits)["prior"]
+    make = make_dataset or _window_dataset
+    r = cfg.renderer
+    train_set = make(cache_root, names, "train", r.window, r.n_refs, cfg.seed)
+    test_set = make(cache_root, names, "test", r.window, r.n_refs, cfg.seed)
+    val_set = Subset(test_set, val_indices(len(test_set), cfg.n_val_windows))
+    result = train(cfg, train_set, val_set, out_dir, resume=True, progress=progress, identities=names)
+    m = result["metrics"]
+    metrics = {"psnr": m["psnr"], "ssim": m["ssim"], "psnr_copy_ref": m["psnr_copy_ref"],
+               "ssim_copy_ref": m["ssim_copy_ref"], "l1": m["l1"], "steps": result["step"],
+               "vgg_loss_enabled": int(result["vgg_loss"] == "enabled"), "n_identities": len(names),
+               "n_train_windows": len(train_set), "n_val_windows": len(val_set)}
+    metrics_path = Path(metrics_path)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, metrics_path)
+    return {"checkpoint": result["checkpoint"], "live_dir": result["live_dir"], "metrics_path": metrics_path,
+            "metrics": metrics, "vgg_loss": result["vgg_loss"], "state": result["state"], "val_set": val_set}
+
+
+# --- helpers for the stage notebook -------------------------------------------------------------
+
+def read_live_series(live_dir: str | os.PathLike, prefix: str = "") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """DVCLive metric histories: {"train/l1": (steps, values), ...} (names starting with ``prefix``)."""
+    root = Path(live_dir) / "plots" / "metrics"
+    series = {}
+    for tsv in sorted(root.rglob("*.tsv")):
+        name = tsv.relative_to(root).with_suffix("").as_posix()
+        if not name.startswith(prefix):
+            continue
+        rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+        head, body = rows[0], [r for r in rows[1:] if r and r[0]]
+        col = head.index(tsv.stem)
+        steps = np.array([int(r[head.index("step")]) for r in body])
+        series[name] = (steps, np.array([float(r[col]) for r in body]))
+    return series
+
+
+def mouth_crops(images: torch.Tensor, mouth_mask: torch.Tensor, margin: float = 0.35) -> torch.Tensor:
+    """Square crops (N, 3, s, s) around the union of the mouth masks (N, 1, H, W), with margin."""
+    ys, xs = torch.nonzero(mouth_mask.amax(0)[0] > 0.5, as_tuple=True)
+    h, w = images.shape[-2:]
+    if len(ys) == 0:
+        cy, cx, half = h // 2, w // 2, h // 4
+    else:
+        cy, cx = int(ys.float().mean()), int(xs.float().mean())
+        half = int(max(ys.max() - ys.min(), xs.max() - xs.min()) * (0.5 + margin)) + 2
+    half = min(half, h // 2, w // 2)
+    y0, x0 = min(max(cy - half, 0), h - 2 * half), min(max(cx - half, 0), w - 2 * half)
+    return images[..., y0:y0 + 2 * half, x0:x0 + 2 * half]
+
+
+def architecture_summary(cfg: TrainConfig, device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+    """Rows (module, parameters, GFLOPs per output frame) for the renderer at ``cfg``'s sizes."""
+    from deadlib.renderer import Renderer, count_parameters, flops_per_frame, make_discriminator, make_texture_bank
+
+    r = cfg.renderer
+    renderer = Renderer(r, device)
+    rows = [{"module": "audio encoder", "params": count_parameters(renderer.audio)},
+            {"module": "generator", "params": count_parameters(renderer.generator)},
+            {"module": "renderer total", "params": count_parameters(renderer),
+             "gflops_per_frame": flops_per_frame(renderer) / 1e9},
+            {"module": "discriminator", "params": count_parameters(make_discriminator(r, device))},
+            {"module": "neural texture (per identity)", "params": count_parameters(make_texture_bank(r, ["x"], device))}]
+    return rows
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(*, 3, H, W) in [-1, 1] → (*, H, W, 3) uint8 for plotting / mediapy."""
+    return ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().movedim(-3, -1).cpu().numpy()
+
+
+@torch.no_grad()
+def render_clip(state, dataset: Dataset, start: int = 0, n_windows: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Render windows start, start+T, ... of one identity back to back → (pred, target) uint8
+    (N·T, H, W, 3). Assumes consecutive dataset indices are windows shifted by one frame."""
+    from deadlib.train import predict
+
+    t = state.cfg.renderer.window
+    first = dataset[start]
+    items = [dataset[i] for i in range(start, min(len(dataset), start + n_windows * t), t)]
+    items = [it for it in items if it["identity"] == first["identity"]]
+    out = predict(state, torch.utils.data.default_collate(items))
+    return to_uint8(out["pred"].flatten(0, 1)), to_uint8(out["frames"].flatten(0, 1))

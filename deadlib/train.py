@@ -36,6 +36,9 @@ from deadlib.renderer import Renderer, RendererConfig, make_discriminator, make_
 from deadlib.vgg import WeightsUnavailable, load_vgg19_features
 
 CHECKPOINT_FORMAT = 1
+# settings that may change between a checkpoint and its resumption without changing the run
+RESUME_FREE = {"steps", "log_every", "eval_every", "ckpt_every", "n_val_windows", "n_samples", "num_workers",
+               "vgg_weights", "hub_dir", "device", "profile"}
 
 
 @dataclass
@@ -124,6 +127,7 @@ class TrainState:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         self.vgg: torch.nn.Module | None = None
         self.vgg_status = "not loaded"
+        self.checkpoint_config: dict | None = None                      # train_config of a loaded checkpoint
         for identity in identities:
             self.add_identity(identity)
 
@@ -202,6 +206,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str, cfg: Tr
         state.opt_d.load_state_dict(ckpt["opt_d"])
         state.set_learning_rates()
     state.step = int(ckpt["step"])
+    state.checkpoint_config = ckpt["train_config"]
     state.vgg_status = ckpt.get("vgg_loss", "unknown")
     if restore_rng:
         set_rng_state(ckpt["rng"])
@@ -448,6 +453,11 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
     if resumed:
         state = load_checkpoint(ckpt_path, device, cfg)
         print(f"resuming from {ckpt_path} at step {state.step}", file=sys.stderr)
+        changed = sorted(k for k, v in cfg.to_dict().items()
+                         if k not in RESUME_FREE and state.checkpoint_config.get(k) != v)
+        if changed:
+            warnings.warn(f"resuming {ckpt_path} with changed settings {changed}; the run mixes both. "
+                          f"Delete {out_dir} (or pass resume=False) to start over.", RuntimeWarning, stacklevel=2)
     elif initial_state is not None:
         state = initial_state
     else:

@@ -143,6 +143,8 @@ def test_killed_run_resumes_exactly(train_set, val_set, tmp_path, monkeypatch):
     assert values.tolist() == [h["l1"] for h in full["history"]]
     again = train(make_cfg(steps=6), train_set, val_set, tmp_path / "run", progress=False)
     assert again["step"] == 6 and again["history"] == []                     # already done: no extra steps
+    with pytest.warns(RuntimeWarning, match=r"changed settings \['lambda_adv'\]"):
+        train(make_cfg(steps=6, lambda_adv=0.5), train_set, val_set, tmp_path / "run", progress=False)
 
 
 def test_missing_vgg_weights_disable_the_loss_loudly(train_set, val_set, tmp_path, capsys):

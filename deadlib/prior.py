@@ -3,12 +3,20 @@
 Train set = every non-test frame of the prior identities; validation = ``n_val_windows``
 fixed windows spread evenly over their held-out test parts. Writes the checkpoint and DVCLive
 logs under ``out_dir`` and flat metrics (numbers only) to ``metrics_path``.
+
+Command line (the DVC stage; one process, or N under torchrun — see ``deadlib.launch``)::
+
+    python -m deadlib.prior --profile smoke --cache-root data/prepared --out models/prior --metrics m.json
+    torchrun --nproc_per_node 8 -m deadlib.prior --profile full ...           # 8 GPUs, one node
+    python -m deadlib.prior --profile smoke --synthetic-data 3 --out /tmp/p    # no cache needed
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -17,6 +25,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from deadlib.config import stage_config
+from deadlib.distributed import DistContext, current_context, init_distributed, shutdown_distributed
 from deadlib.train import TrainConfig, train
 
 
@@ -55,32 +64,96 @@ def _window_dataset(cache_root, names, split, window, n_refs, seed) -> Dataset:
 
 def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike,
                 out_dir: str | os.PathLike, metrics_path: str | os.PathLike = "metrics/train_prior.json",
-                progress: bool = True, make_dataset: Callable[..., Dataset] | None = None) -> dict[str, Any]:
+                progress: bool = True, make_dataset: Callable[..., Dataset] | None = None,
+                ctx: DistContext | None = None) -> dict[str, Any]:
     """Train the prior and write its metrics; returns checkpoint / live_dir / metrics paths and values.
 
     ``make_dataset(cache_root, names, split, window, n_refs, seed)`` defaults to
-    ``deadlib.dataset.WindowDataset`` (tests pass an in-memory stand-in).
+    ``deadlib.dataset.WindowDataset`` (tests pass an in-memory stand-in). Under torchrun every
+    rank calls this; rank 0 writes the metrics.
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    ctx = ctx or current_context(cfg.device)
     names = load_splits(splits)["prior"]
     make = make_dataset or _window_dataset
     r = cfg.renderer
     train_set = make(cache_root, names, "train", r.window, r.n_refs, cfg.seed)
     test_set = make(cache_root, names, "test", r.window, r.n_refs, cfg.seed)
     val_set = Subset(test_set, val_indices(len(test_set), cfg.n_val_windows))
-    result = train(cfg, train_set, val_set, out_dir, resume=True, progress=progress, identities=names)
+    result = train(cfg, train_set, val_set, out_dir, resume=True, progress=progress, identities=names, ctx=ctx)
     m = result["metrics"]
     metrics = {"psnr": m["psnr"], "ssim": m["ssim"], "psnr_copy_ref": m["psnr_copy_ref"],
                "ssim_copy_ref": m["ssim_copy_ref"], "l1": m["l1"], "steps": result["step"],
                "vgg_loss_enabled": int(result["vgg_loss"] == "enabled"), "n_identities": len(names),
                "n_train_windows": len(train_set), "n_val_windows": len(val_set)}
     metrics_path = Path(metrics_path)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, metrics_path)
+    if ctx.is_main:
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = metrics_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        os.replace(tmp, metrics_path)
     return {"checkpoint": result["checkpoint"], "live_dir": result["live_dir"], "metrics_path": metrics_path,
             "metrics": metrics, "vgg_loss": result["vgg_loss"], "state": result["state"], "val_set": val_set}
+
+
+# --- command line (DVC stage, torchrun) ---------------------------------------------------------
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["steps=10", "renderer.base_channels=8"]`` → {"steps": 10, "renderer": {"base_channels": 8}}
+    (values parsed as YAML, so numbers, booleans and null work)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``python -m deadlib.prior`` — one process, or every rank of a torchrun launch."""
+    ap = argparse.ArgumentParser(prog="python -m deadlib.prior", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=None, help="smoke | default | full (default: params.yaml's)")
+    ap.add_argument("--params", default=None, help="params file (default: params.yaml above the cwd)")
+    ap.add_argument("--cache-root", default="data/prepared", help="prepared cache (the prepare stage's output)")
+    ap.add_argument("--splits", default=None, help="JSON with prior/heldout (default: <cache-root>/splits.json)")
+    ap.add_argument("--out", default="models/prior", help="checkpoint + DVCLive folder")
+    ap.add_argument("--metrics", default="metrics/train_prior.json")
+    ap.add_argument("--synthetic-data", type=int, default=0, metavar="N",
+                    help="train on N in-memory SyntheticWindows identities instead of the cache (tests, DDP checks)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override train_prior settings, e.g. steps=10 grad_accum=2 renderer.base_channels=8")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = prior_config(args.profile, args.params)
+    if args.set:
+        over = parse_overrides(args.set)
+        base = cfg.to_dict()
+        over["renderer"] = {**base["renderer"], **over.get("renderer", {})}
+        cfg = TrainConfig.from_dict({**base, **over})
+    ctx = init_distributed(device=cfg.device)
+    try:
+        make, splits = None, args.splits or Path(args.cache_root) / "splits.json"
+        if args.synthetic_data:
+            from deadlib.testing import synthetic_names, synthetic_split
+
+            make, splits = synthetic_split(cfg.renderer.resolution), {"prior": synthetic_names(args.synthetic_data)}
+        out = train_prior(cfg, args.cache_root, splits, args.out, args.metrics, progress=not args.no_progress,
+                          make_dataset=make, ctx=ctx)
+        if ctx.is_main:
+            print(json.dumps(out["metrics"]), file=sys.stderr)
+        return out
+    finally:
+        shutdown_distributed()
 
 
 # --- helpers for the stage notebook -------------------------------------------------------------
@@ -147,3 +220,7 @@ def render_clip(state, dataset: Dataset, start: int = 0, n_windows: int = 8) -> 
     items = [it for it in items if it["identity"] == first["identity"]]
     out = predict(state, torch.utils.data.default_collate(items))
     return to_uint8(out["pred"].flatten(0, 1)), to_uint8(out["frames"].flatten(0, 1))
+
+
+if __name__ == "__main__":
+    main()

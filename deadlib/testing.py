@@ -84,3 +84,27 @@ class SyntheticWindows(Dataset):
             "refs": torch.stack([self._frame(p, t)["image"] for t in ref_t]),        # (R, 3, H, W)
             "identity": self.names[k], "index": index,
         }
+
+
+# Renderer sizes of the smoke profile (RendererConfig presets): tests and benchmarks.
+SMOKE_RENDERER = dict(resolution=64, window=3, n_refs=1, texture_channels=16, texture_size=128,
+                      texture_levels=4, base_channels=16, max_channels=128, bottleneck=8, style_dim=128,
+                      audio_channels=16, disc_base_channels=16, disc_max_channels=128)
+SYNTH_TRAIN_FRAMES, SYNTH_TEST_FRAMES = 8, 5
+
+
+def synthetic_names(n: int) -> list[str]:
+    """Identity ids ``synth_0 ... synth_{n-1}`` of the synthetic stand-in corpus."""
+    return [f"synth_{i}" for i in range(n)]
+
+
+def synthetic_split(size: int):
+    """A ``make_dataset(cache_root, names, split, window, n_refs, seed)`` for ``deadlib.prior.train_prior``
+    that needs no cache: frames [0, 8) of each identity are "train", the next 5 are "test"."""
+
+    def make(cache_root, names, split, window, n_refs, seed) -> SyntheticWindows:
+        train = split == "train"
+        return SyntheticWindows(names, n_frames=SYNTH_TRAIN_FRAMES if train else SYNTH_TEST_FRAMES, size=size,
+                                window=window, n_refs=n_refs, seed=seed, start=0 if train else SYNTH_TRAIN_FRAMES)
+
+    return make

@@ -6,21 +6,24 @@
 The prior stage trains one shared renderer and one texture per identity; adaptation (§3.3)
 loads that checkpoint, adds a texture for the new actor and calls :func:`train` again.
 Everything that decides the result lives in a :class:`TrainState` and its checkpoint
-(weights, optimiser moments, step, RNG states), and the batch order is a pure function of
-(seed, step), so a killed run resumes exactly where it stopped (exact on CPU with
-``num_workers: 0``; with workers, each resumed epoch re-seeds its workers).
+(``deadlib.checkpoint``), and the batch order is a pure function of (seed, step), so a killed
+run resumes exactly where it stopped (exact on CPU with ``num_workers: 0``; with workers, each
+resumed epoch re-seeds its workers) — with any number of processes.
+
+Under torchrun the same code runs data parallel with the same trajectory as one process (the
+design, and its two documented exceptions, is in ``deadlib.distributed``); ``batch_size`` is
+always the GLOBAL batch of a step, split over processes and ``grad_accum`` micro-batches.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import random
 import sys
-import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -28,219 +31,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from deadlib.config import resolve_device, seed_everything
+from deadlib.checkpoint import (CHECKPOINT_FORMAT, RESUME_FREE, CheckpointMismatch, LossConfig,  # noqa: F401
+                                TrainConfig, TrainState, changed_settings, get_rng_state, load_checkpoint,
+                                preserved_rng, set_rng_state)
+from deadlib.config import seed_everything
+from deadlib.distributed import (DistContext, all_reduce_sum, all_reduce_used_grads, barrier, broadcast_object,
+                                 current_context, make_data_parallel, no_sync, release_data_parallel)
 from deadlib.losses import lsgan_d_loss, lsgan_g_loss, r1_penalty, texture_regulariser, vgg_style_loss, weighted_l1
 from deadlib.metrics_basic import mean_finite, psnr, ssim
 from deadlib.progress import progress_bar
-from deadlib.renderer import Renderer, RendererConfig, make_discriminator, make_texture_bank
+from deadlib.renderer import RendererConfig
 from deadlib.vgg import WeightsUnavailable, load_vgg19_features
 
-CHECKPOINT_FORMAT = 1
-# settings that may change between a checkpoint and its resumption without changing the run
-RESUME_FREE = {"steps", "log_every", "eval_every", "ckpt_every", "n_val_windows", "n_samples", "num_workers",
-               "vgg_weights", "hub_dir", "device", "profile"}
-
-
-@dataclass
-class LossConfig:
-    """Weights of Eq. 1 and GAN schedule. R1 is off by default (``r1_gamma: 0``): LSGAN with a
-    minibatch-stddev discriminator trained fine without it; set e.g. ``r1_gamma: 1`` to enable
-    lazy R1 (StyleGAN2), applied every ``r1_every`` D steps with weight γ/2·r1_every."""
-
-    lambda_l1: float = 1.0
-    lambda_vgg: float = 1.0
-    lambda_reg: float = 0.5
-    lambda_adv: float = 0.05
-    adv_start_step: int = 0      # G adversarial term and D updates start at this step
-    r1_gamma: float = 0.0
-    r1_every: int = 16
-    amp: bool = False            # bf16 autocast; honoured only on CUDA
-
-
-@dataclass
-class TrainConfig:
-    """One stage's training settings (flat params section) plus the renderer sizes."""
-
-    renderer: RendererConfig = field(default_factory=RendererConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    steps: int = 1000
-    batch_size: int = 4
-    lr_g: float = 2e-3
-    lr_d: float = 2e-3
-    lr_texture: float = 1e-2
-    betas: tuple[float, float] = (0.5, 0.999)
-    num_workers: int = 0
-    log_every: int = 1
-    eval_every: int = 500
-    ckpt_every: int = 500
-    n_val_windows: int = 16
-    n_samples: int = 4           # rows of the logged sample grid
-    vgg_weights: str | None = None
-    hub_dir: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    profile: str = "default"
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], renderer: Mapping | RendererConfig | None = None) -> "TrainConfig":
-        """From a flat params section; ``renderer`` (or ``d['renderer']``) holds RendererConfig fields.
-        Unknown keys raise (a misspelt loss weight must not be silently ignored)."""
-        d = dict(d)
-        rend = renderer if renderer is not None else d.pop("renderer", None)
-        rend = rend if isinstance(rend, RendererConfig) else RendererConfig.from_dict(rend)
-        loss_names = {f.name for f in dataclasses.fields(LossConfig)}
-        own = {f.name for f in dataclasses.fields(cls)} - {"renderer", "loss"}
-        unknown = sorted(set(d) - loss_names - own)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(own | loss_names)}")
-        kw = {k: v for k, v in d.items() if k in own and (v is not None or k in ("vgg_weights", "hub_dir"))}
-        if "betas" in kw:
-            kw["betas"] = tuple(float(b) for b in kw["betas"])
-        return cls(renderer=rend, loss=LossConfig(**{k: d[k] for k in loss_names & set(d)}), **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat dict (loss fields inlined, renderer nested) — round-trips through from_dict."""
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("renderer", "loss")}
-        d["betas"] = list(self.betas)
-        return {**d, **dataclasses.asdict(self.loss), "renderer": self.renderer.to_dict()}
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint was written for different renderer sizes than the config asks for."""
-
-
-class TrainState:
-    """Renderer, discriminator, texture bank, their optimisers and the step counter.
-
-    ``opt_g`` has one param group for the renderer (lr_g) and one per identity texture
-    (lr_texture, named ``texture:<id>``), so adaptation can add an actor with
-    :meth:`add_identity` without rebuilding the optimiser.
-    """
-
-    def __init__(self, cfg: TrainConfig, identities: list[str], device: torch.device):
-        self.cfg, self.device, self.step = cfg, torch.device(device), 0
-        self.renderer = Renderer(cfg.renderer, self.device)
-        self.disc = make_discriminator(cfg.renderer, self.device)
-        self.bank = make_texture_bank(cfg.renderer, [], self.device)
-        self.opt_g = torch.optim.Adam([{"params": list(self.renderer.parameters()), "lr": cfg.lr_g,
-                                        "name": "renderer"}], betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-        self.vgg: torch.nn.Module | None = None
-        self.vgg_status = "not loaded"
-        self.checkpoint_config: dict | None = None                      # train_config of a loaded checkpoint
-        for identity in identities:
-            self.add_identity(identity)
-
-    def add_identity(self, identity: str):
-        """Fresh random texture for ``identity`` + its optimiser group (lr_texture)."""
-        tex = self.bank.add(identity)
-        self.opt_g.add_param_group({"params": list(tex.parameters()), "lr": self.cfg.lr_texture,
-                                    "name": f"texture:{identity}"})
-        return tex
-
-    def set_learning_rates(self) -> None:
-        """Apply cfg's lr_g / lr_texture / lr_d to the optimisers (e.g. after loading)."""
-        for group in self.opt_g.param_groups:
-            group["lr"] = self.cfg.lr_g if group.get("name") == "renderer" else self.cfg.lr_texture
-        for group in self.opt_d.param_groups:
-            group["lr"] = self.cfg.lr_d
-
-    def save_checkpoint(self, path: str | os.PathLike) -> Path:
-        """Write everything needed to resume, atomically (temp file in the same folder + os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ckpt = {
-            "format": CHECKPOINT_FORMAT, "step": self.step, "profile": self.cfg.profile,
-            "renderer_config": self.cfg.renderer.to_dict(), "train_config": self.cfg.to_dict(),
-            "identities": self.bank.identities,
-            "generator": self.renderer.state_dict(), "discriminator": self.disc.state_dict(),
-            "textures": {i: self.bank[i].state_dict() for i in self.bank.identities},
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": get_rng_state(), "vgg_loss": self.vgg_status,
-        }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(ckpt, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return path
-
-
-def _describe(cfg: RendererConfig, keys: list[str]) -> str:
-    return ", ".join(f"{k}={getattr(cfg, k)}" for k in keys)
-
-
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str, cfg: TrainConfig | None = None,
-                    restore_rng: bool = True, load_optimizers: bool = True) -> TrainState:
-    """Rebuild a :class:`TrainState` from ``path``. With ``cfg`` its renderer sizes must match
-    the checkpoint's (else :class:`CheckpointMismatch`) and its learning rates are applied."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    stored = RendererConfig.from_dict(ckpt["renderer_config"])
-    if cfg is None:
-        cfg = TrainConfig.from_dict(ckpt["train_config"])
-    elif cfg.renderer != stored:
-        diff = [k for k in stored.to_dict() if getattr(stored, k) != getattr(cfg.renderer, k)]
-        raise CheckpointMismatch(
-            f"checkpoint {path} holds a renderer with {_describe(stored, diff)} (res {stored.resolution}, "
-            f"T={stored.window}, C={stored.texture_channels}) but the config asks for "
-            f"{_describe(cfg.renderer, diff)}; use the matching profile/renderer params, or a new out_dir")
-    state = TrainState(cfg, list(ckpt["identities"]), device)
-    try:
-        state.renderer.load_state_dict(ckpt["generator"])
-        state.disc.load_state_dict(ckpt["discriminator"])
-        for identity, sd in ckpt["textures"].items():
-            state.bank[identity].load_state_dict(sd)
-    except RuntimeError as err:
-        raise CheckpointMismatch(f"checkpoint {path} does not fit the current model code: {err}") from err
-    if load_optimizers:
-        state.opt_g.load_state_dict(ckpt["opt_g"])
-        state.opt_d.load_state_dict(ckpt["opt_d"])
-        state.set_learning_rates()
-    state.step = int(ckpt["step"])
-    state.checkpoint_config = ckpt["train_config"]
-    state.vgg_status = ckpt.get("vgg_loss", "unknown")
-    if restore_rng:
-        set_rng_state(ckpt["rng"])
-    return state
-
-
-def get_rng_state() -> dict:
-    """python / numpy / torch (+CUDA) RNG states in a weights_only-loadable form."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Mapping) -> None:
-    v, internal, gauss = state["python"]
-    random.setstate((v, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextlib.contextmanager
-def preserved_rng():
-    """Run a block (evaluation, logging) without disturbing the training RNG streams."""
-    saved = get_rng_state()
-    try:
-        yield
-    finally:
-        set_rng_state(saved)
+LAMBDAS = {"l1": "lambda_l1", "reg": "lambda_reg", "vgg": "lambda_vgg", "adv_g": "lambda_adv"}
 
 
 def _to(batch: Mapping, device: torch.device) -> dict:
@@ -249,65 +52,119 @@ def _to(batch: Mapping, device: torch.device) -> dict:
 
 
 def _autocast(state: TrainState, enabled: bool):
+    """bf16 / fp16 autocast (``amp_dtype``) on CUDA; a null context elsewhere."""
     on = enabled and state.device.type == "cuda"
-    return torch.autocast("cuda", dtype=torch.bfloat16) if on else contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=getattr(torch, state.cfg.loss.amp_dtype)) if on else contextlib.nullcontext()
 
 
-def predict(state: TrainState, batch: Mapping, amp: bool = False) -> dict[str, torch.Tensor]:
-    """Renderer forward for a batch: pred (B,T,3,H,W), texels (B,T,C,H,W), masked, mask, frames."""
+def split_batch(batch: Mapping, parts: int) -> list[dict]:
+    """``parts`` equal consecutive micro-batches of a collated batch (tensors and lists alike)."""
+    n = len(batch["frames"])
+    if n % parts:
+        raise ValueError(f"a batch of {n} cannot be split into grad_accum={parts} equal micro-batches")
+    size = n // parts
+    return [{k: v[i * size:(i + 1) * size] if torch.is_tensor(v) or isinstance(v, (list, tuple)) else v
+             for k, v in batch.items()} for i in range(parts)]
+
+
+def predict(state: TrainState, batch: Mapping, amp: bool = False,
+            renderer: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Renderer forward for a batch: pred (B,T,3,H,W), texels (B,T,C,H,W), masked, mask, frames.
+    ``renderer`` defaults to ``state.renderer`` (training passes its DDP wrapper)."""
     b = _to(batch, state.device)
     lower = b["lower_mask"]                                           # (B, T, 1, H, W)
     texels = state.bank(list(b["identity"]), b["uv"], lower[:, :, 0])  # (B, T, C, H, W)
     masked = b["frames"] * (1 - lower)                                 # (B, T, 3, H, W)
     mel = b["mel"].transpose(-1, -2)                                   # (B, T, 16, 80) → (B, T, 80, 16)
     with _autocast(state, amp):
-        pred = state.renderer(masked, texels, lower, b["refs"], mel)
+        pred = (renderer or state.renderer)(masked, texels, lower, b["refs"], mel)
     return {"pred": pred.float(), "texels": texels, "masked": masked, "mask": lower, "frames": b["frames"],
             "batch": b}
 
 
+def _shares(micro: list[dict]) -> dict[str, torch.Tensor]:
+    """Each micro-batch's share (n_micro,) of the global normaliser of each loss family: L1 weight
+    sum, L_reg masked-element count, and sample count (for per-sample means: VGG, GAN, R1).
+    A loss computed on micro-batch i times its share, summed over micro-batches and ranks, is the
+    loss of the whole global batch; in one process without accumulation every share is exactly 1."""
+    w = torch.stack([m["weight"].expand_as(m["frames"]).sum() for m in micro])          # as weighted_l1
+    k = torch.stack([m["lower_mask"].expand_as(m["frames"]).sum() for m in micro])      # as texture_regulariser
+    n = torch.stack([m["frames"].new_tensor(float(len(m["frames"]))) for m in micro])
+    total = all_reduce_sum(torch.stack([w.sum(), k.sum(), n.sum()]))                    # (3,) over all ranks
+    return {"l1": w.clamp_min(1e-8) / total[0].clamp_min(1e-8), "reg": k.clamp_min(1.0) / total[1].clamp_min(1.0),
+            "mean": n / total[2]}
+
+
+def _global(sums: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Sum per-rank loss contributions over ranks (one collective) → python floats."""
+    values = all_reduce_sum(torch.stack([v.detach().float().reshape(()) for v in sums.values()]))
+    return dict(zip(sums, values.tolist()))
+
+
 def train_step(state: TrainState, batch: Mapping, loss_cfg: LossConfig) -> dict[str, float]:
-    """One generator (+textures) step on Eq. 1 and, once adversarial training is on, one D step."""
+    """One generator (+textures) step on Eq. 1 and, once adversarial training is on, one D step.
+
+    ``batch`` is this process's slice of the global batch, split into ``grad_accum`` micro-batches
+    whose gradients accumulate (DDP averages the renderer / D over ranks, the textures used on any
+    rank are averaged by ``all_reduce_used_grads``). The returned losses are the global batch's.
+    """
     state.renderer.train()
     state.disc.train()
     adv_on = loss_cfg.lambda_adv > 0 and state.step >= loss_cfg.adv_start_step
+    world = state.ctx.world_size                                       # DDP divides gradients by it
+    micro = [_to(m, state.device) for m in split_batch(batch, state.cfg.grad_accum)]
+    share = _shares(micro)
     state.disc.requires_grad_(False)
-    out = predict(state, batch, loss_cfg.amp)
-    pred, frames, b = out["pred"], out["frames"], out["batch"]
-    terms = {"l1": weighted_l1(pred, frames, b["weight"]),
-             "reg": texture_regulariser(out["texels"], frames, out["mask"])}
-    loss = loss_cfg.lambda_l1 * terms["l1"] + loss_cfg.lambda_reg * terms["reg"]
-    if state.vgg is not None and loss_cfg.lambda_vgg > 0:
-        with _autocast(state, loss_cfg.amp):
-            terms["vgg"] = vgg_style_loss(state.vgg, pred, frames).float()
-        loss = loss + loss_cfg.lambda_vgg * terms["vgg"]
-    if adv_on:
-        with _autocast(state, loss_cfg.amp):
-            terms["adv_g"] = lsgan_g_loss(state.disc(pred).float())
-        loss = loss + loss_cfg.lambda_adv * terms["adv_g"]
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite generator loss at step {state.step}: "
-                                 f"{ {k: v.item() for k, v in terms.items()} }; lower the learning rates")
     state.opt_g.zero_grad(set_to_none=True)
-    loss.backward()
-    state.opt_g.step()
-    logs = {"loss_g": loss.item(), **{k: v.item() for k, v in terms.items()}}
+    sums: dict[str, torch.Tensor] = {}
+    fakes: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for i, b in enumerate(micro):
+        with no_sync(state.g_train, i < len(micro) - 1):
+            out = predict(state, b, loss_cfg.amp, renderer=state.g_train)
+            pred, frames = out["pred"], out["frames"]
+            terms = {"l1": weighted_l1(pred, frames, b["weight"]) * share["l1"][i],
+                     "reg": texture_regulariser(out["texels"], frames, out["mask"]) * share["reg"][i]}
+            if state.vgg is not None and loss_cfg.lambda_vgg > 0:
+                with _autocast(state, loss_cfg.amp):
+                    terms["vgg"] = vgg_style_loss(state.vgg, pred, frames).float() * share["mean"][i]
+            if adv_on:                                                 # plain D: no D gradients wanted here
+                with _autocast(state, loss_cfg.amp):
+                    terms["adv_g"] = lsgan_g_loss(state.disc(pred).float()) * share["mean"][i]
+            loss = sum(getattr(loss_cfg, LAMBDAS[k]) * v for k, v in terms.items())
+            state.scaler_g.scale(loss * world).backward()
+        fakes.append((pred.detach(), frames))
+        for k, v in {"loss_g": loss, **terms}.items():
+            sums[k] = sums.get(k, 0) + v.detach()
+    all_reduce_used_grads([state.bank[i] for i in state.bank.identities], state.device)
+    logs = _global(sums)
+    if not math.isfinite(logs["loss_g"]):                              # global value: every rank raises
+        state.opt_g.zero_grad(set_to_none=True)
+        raise FloatingPointError(f"non-finite generator loss at step {state.step}: {logs}; lower the learning rates")
+    state.scaler_g.step(state.opt_g)
+    state.scaler_g.update()
 
     if adv_on:                                                         # --- discriminator ---
         state.disc.requires_grad_(True)
         do_r1 = loss_cfg.r1_gamma > 0 and state.step % loss_cfg.r1_every == 0
-        real = frames.detach().requires_grad_(do_r1)
-        with _autocast(state, loss_cfg.amp):
-            real_s, fake_s = state.disc(real).float(), state.disc(pred.detach()).float()
-        loss_d = lsgan_d_loss(real_s, fake_s)
-        if do_r1:
-            r1 = r1_penalty(real_s, real)
-            loss_d = loss_d + 0.5 * loss_cfg.r1_gamma * loss_cfg.r1_every * r1
-            logs["r1"] = r1.item()
         state.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        state.opt_d.step()
-        logs.update(loss_d=loss_d.item(), d_real=real_s.mean().item(), d_fake=fake_s.mean().item())
+        d_sums: dict[str, torch.Tensor] = {}
+        for i, (fake, real) in enumerate(fakes):
+            with no_sync(state.d_train, i < len(fakes) - 1):
+                real = real.detach().requires_grad_(do_r1)
+                with _autocast(state, loss_cfg.amp):                    # two DDP forwards, one backward
+                    real_s, fake_s = state.d_train(real).float(), state.d_train(fake).float()
+                loss_d = lsgan_d_loss(real_s, fake_s)
+                parts = {}
+                if do_r1:
+                    parts["r1"] = r1_penalty(real_s, real)
+                    loss_d = loss_d + 0.5 * loss_cfg.r1_gamma * loss_cfg.r1_every * parts["r1"]
+                parts.update(loss_d=loss_d, d_real=real_s.mean(), d_fake=fake_s.mean())
+                state.scaler_d.scale(loss_d * share["mean"][i] * world).backward()
+            for k, v in parts.items():
+                d_sums[k] = d_sums.get(k, 0) + v.detach() * share["mean"][i]
+        logs.update(_global(d_sums))
+        state.scaler_d.step(state.opt_d)
+        state.scaler_d.update()
     state.step += 1
     return logs
 
@@ -349,17 +206,25 @@ def sample_grid(out: Mapping[str, torch.Tensor], n: int = 4, frame: int | None =
 
 
 class EpochSampler(Sampler[int]):
-    """A seeded permutation of ``range(n)`` for one epoch, starting at ``offset`` (for resuming)."""
+    """A seeded permutation of ``range(n)`` for one epoch, starting at sample ``offset`` (resume).
 
-    def __init__(self, n: int, seed: int, offset: int = 0):
+    It yields rank ``rank``'s contiguous slice of every global batch of ``batch_size`` consecutive
+    permuted indices (``offset`` a multiple of it; the tail after the last full batch is dropped).
+    """
+
+    def __init__(self, n: int, seed: int, offset: int = 0, batch_size: int = 1, rank: int = 0,
+                 world_size: int = 1):
         self.n, self.seed, self.offset = n, seed, offset
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed)
-        return iter(torch.randperm(self.n, generator=g)[self.offset:].tolist())
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed))
+        b, local = self.batch_size, self.batch_size // self.world_size
+        batches = perm[:self.n // b * b].view(-1, b)[self.offset // b:]            # (n_batches, B) global
+        return iter(batches[:, self.rank * local:(self.rank + 1) * local].reshape(-1).tolist())
 
     def __len__(self) -> int:
-        return self.n - self.offset
+        return (self.n // self.batch_size - self.offset // self.batch_size) * (self.batch_size // self.world_size)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -368,8 +233,13 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def iterate_batches(dataset: Dataset, cfg: TrainConfig, start_step: int = 0) -> Iterator[dict]:
-    """Endless batches; batch k of the run depends only on (seed, k), whatever the start step."""
+def iterate_batches(dataset: Dataset, cfg: TrainConfig, start_step: int = 0, rank: int = 0,
+                    world_size: int = 1) -> Iterator[dict]:
+    """Endless batches; global batch k of the run depends only on (seed, k), whatever the start
+    step. Rank ``rank`` of ``world_size`` gets the rank-th contiguous slice (batch_size/world_size
+    windows) of each global batch, so the union over ranks is the single-process batch."""
+    if cfg.batch_size % world_size:
+        raise ValueError(f"batch_size={cfg.batch_size} (global) is not divisible by {world_size} processes")
     per_epoch = len(dataset) // cfg.batch_size
     if per_epoch == 0:
         raise ValueError(f"training set has {len(dataset)} windows, fewer than batch_size={cfg.batch_size}")
@@ -379,8 +249,8 @@ def iterate_batches(dataset: Dataset, cfg: TrainConfig, start_step: int = 0) -> 
         seed = cfg.seed * 1_000_003 + epoch
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)                                   # e.g. WindowDataset redraws refs
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, drop_last=True,
-                            sampler=EpochSampler(len(dataset), seed, offset * cfg.batch_size),
+        sampler = EpochSampler(len(dataset), seed, offset * cfg.batch_size, cfg.batch_size, rank, world_size)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size // world_size, drop_last=True, sampler=sampler,
                             num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
                             generator=torch.Generator().manual_seed(seed + step))
         for batch in loader:
@@ -388,8 +258,8 @@ def iterate_batches(dataset: Dataset, cfg: TrainConfig, start_step: int = 0) -> 
             step += 1
 
 
-def setup_vgg(state: TrainState) -> LossConfig:
-    """Load VGG-19 for LVGG, or LOUDLY disable it; returns the loss config actually used."""
+def setup_vgg(state: TrainState, loud: bool = True) -> LossConfig:
+    """Load VGG-19 for LVGG, or LOUDLY disable it (``loud``: rank 0); returns the loss config used."""
     loss = state.cfg.loss
     if loss.lambda_vgg <= 0:
         state.vgg, state.vgg_status = None, "disabled (lambda_vgg=0)"
@@ -399,10 +269,11 @@ def setup_vgg(state: TrainState) -> LossConfig:
         state.vgg_status = "enabled"
         return loss
     except WeightsUnavailable as err:
-        bar = "!" * 88
-        print(f"\n{bar}\n!!! VGG STYLE LOSS DISABLED: no pretrained VGG-19 weights. Training WITHOUT L_VGG "
-              f"(lambda_vgg -> 0).\n!!! {err}\n{bar}\n", file=sys.stderr, flush=True)
-        warnings.warn(f"VGG style loss disabled (no weights): {err}", RuntimeWarning, stacklevel=2)
+        if loud:
+            bar = "!" * 88
+            print(f"\n{bar}\n!!! VGG STYLE LOSS DISABLED: no pretrained VGG-19 weights. Training WITHOUT L_VGG "
+                  f"(lambda_vgg -> 0).\n!!! {err}\n{bar}\n", file=sys.stderr, flush=True)
+            warnings.warn(f"VGG style loss disabled (no weights): {err}", RuntimeWarning, stacklevel=2)
         state.vgg, state.vgg_status = None, "disabled (no weights)"
         return dataclasses.replace(loss, lambda_vgg=0.0)
 
@@ -430,53 +301,71 @@ def _truncate_live(live_dir: Path, step: int) -> None:
         tsv.write_text("\n".join([lines[0], *keep]) + "\n")
 
 
+def _start_state(cfg: TrainConfig, ctx: DistContext, ckpt_path: Path, resume: bool, names: list[str] | None,
+                 initial_state: TrainState | None) -> tuple[TrainState, bool]:
+    """Resume from ``ckpt_path`` (rank 0 decides; every rank loads it), else initial/fresh state."""
+    resumed = broadcast_object(resume and ckpt_path.is_file())
+    if resumed:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"rank {ctx.rank} cannot see {ckpt_path}, which rank 0 resumes from: "
+                                    "out_dir must be on a filesystem shared by all nodes")
+        state = load_checkpoint(ckpt_path, ctx.device, cfg)
+        if ctx.is_main:
+            print(f"resuming from {ckpt_path} at step {state.step}", file=sys.stderr)
+            changed = changed_settings(cfg, state.checkpoint_config)
+            if changed:
+                warnings.warn(f"resuming {ckpt_path} with changed settings {changed}; the run mixes both. Delete "
+                              f"{ckpt_path.parent} (or pass resume=False) to start over.", RuntimeWarning, stacklevel=3)
+        return state, True
+    if initial_state is not None:
+        return initial_state, False
+    if not names:
+        raise ValueError("pass identities=[...] (the training set has no .names)")
+    return TrainState(cfg, list(names), ctx.device), False
+
+
 def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Dataset | None,
           out_dir: str | os.PathLike, resume: bool = True, progress: bool = True,
-          identities: list[str] | None = None, initial_state: TrainState | None = None) -> dict[str, Any]:
+          identities: list[str] | None = None, initial_state: TrainState | None = None,
+          ctx: DistContext | None = None) -> dict[str, Any]:
     """Train to ``cfg.steps`` optimiser steps, logging to ``out_dir/dvclive`` and checkpointing to
     ``out_dir/checkpoint.pt``; resumes from that checkpoint when present and ``resume``.
 
     ``identities`` default to ``dataset_train.names``. ``initial_state`` (e.g. a loaded prior with
     a new actor added, §3.3) is used instead of a fresh state when there is nothing to resume.
-    Returns step, checkpoint and live paths, final val metrics, vgg_loss status and this call's
-    per-step loss history.
+    ``ctx`` (default: the initialised torch.distributed group, else one process) says which rank
+    this is; every rank calls ``train`` with the same arguments. Returns step, checkpoint and live
+    paths, final val metrics (rank 0's, on every rank), vgg_loss status and this call's per-step
+    (global) loss history.
     """
     from dvclive import Live
 
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    ctx = ctx or current_context(cfg.device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, live_dir = out_dir / "checkpoint.pt", out_dir / "dvclive"
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    resumed = resume and ckpt_path.is_file()
-    if resumed:
-        state = load_checkpoint(ckpt_path, device, cfg)
-        print(f"resuming from {ckpt_path} at step {state.step}", file=sys.stderr)
-        changed = sorted(k for k, v in cfg.to_dict().items()
-                         if k not in RESUME_FREE and state.checkpoint_config.get(k) != v)
-        if changed:
-            warnings.warn(f"resuming {ckpt_path} with changed settings {changed}; the run mixes both. "
-                          f"Delete {out_dir} (or pass resume=False) to start over.", RuntimeWarning, stacklevel=2)
-    elif initial_state is not None:
-        state = initial_state
-    else:
-        names = identities if identities is not None else getattr(dataset_train, "names", None)
-        if not names:
-            raise ValueError("pass identities=[...] (the training set has no .names)")
-        state = TrainState(cfg, list(names), device)
+    names = identities if identities is not None else getattr(dataset_train, "names", None)
+    state, resumed = _start_state(cfg, ctx, ckpt_path, resume, names, initial_state)
+    if cfg.batch_size % (ctx.world_size * state.cfg.grad_accum):
+        raise ValueError(f"batch_size={cfg.batch_size} (global) must be divisible by processes x grad_accum = "
+                         f"{ctx.world_size} x {state.cfg.grad_accum}")
     start_step = state.step
     with preserved_rng():                          # building VGG draws init weights: keep resume exact
         check_dataset(dataset_train, cfg.renderer)
-        loss_cfg = setup_vgg(state)
+        loss_cfg = setup_vgg(state, loud=ctx.is_main)
+    make_data_parallel(state, ctx)
 
-    if resumed and live_dir.is_dir():
-        _truncate_live(live_dir, state.step)
-    live = Live(dir=str(live_dir), resume=resumed, report=None, save_dvc_exp=False, dvcyaml=None)
-    live.log_params({**cfg.to_dict(), "vgg_loss": state.vgg_status, "identities": state.bank.identities})
-    val_loader = None
-    if dataset_val is not None and len(dataset_val):
-        val_loader = DataLoader(dataset_val, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
+    live, val_loader = None, None
+    if ctx.is_main:
+        if resumed and live_dir.is_dir():
+            _truncate_live(live_dir, state.step)
+        live = Live(dir=str(live_dir), resume=resumed, report=None, save_dvc_exp=False, dvcyaml=None)
+        live.log_params({**cfg.to_dict(), "vgg_loss": state.vgg_status, "identities": state.bank.identities,
+                         "world_size": ctx.world_size})
+        if dataset_val is not None and len(dataset_val):
+            val_loader = DataLoader(dataset_val, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
 
     def log_eval() -> dict[str, float]:
         metrics = evaluate(state, val_loader)
@@ -488,33 +377,38 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
 
     history: list[dict[str, float]] = []
     metrics: dict[str, float] = {}
-    bar = progress_bar(total=cfg.steps, desc="train", initial=start_step) if progress else None
-    batches = iterate_batches(dataset_train, cfg, state.step)
+    bar = progress_bar(total=cfg.steps, desc="train", initial=start_step) if progress and ctx.is_main else None
+    batches = iterate_batches(dataset_train, cfg, state.step, ctx.rank, ctx.world_size)
     try:
         while state.step < cfg.steps:
             logs = train_step(state, next(batches), loss_cfg)
             history.append(logs)
             step, last = state.step, state.step == cfg.steps
-            live.step = step
-            if step % cfg.log_every == 0 or last:
-                for k, v in logs.items():
-                    live.log_metric(f"train/{k}", v)
-            if val_loader is not None and (step % cfg.eval_every == 0 or last):
-                metrics = log_eval()
-            if step % cfg.ckpt_every == 0 or last:
-                state.save_checkpoint(ckpt_path)
-                live.make_summary()
+            if live is not None:                                   # rank 0 only
+                live.step = step
+                if step % cfg.log_every == 0 or last:
+                    for k, v in logs.items():
+                        live.log_metric(f"train/{k}", v)
+                if val_loader is not None and (step % cfg.eval_every == 0 or last):
+                    metrics = log_eval()
+                if step % cfg.ckpt_every == 0 or last:
+                    state.save_checkpoint(ckpt_path)
+                    live.make_summary()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(l1=f"{logs['l1']:.4f}", refresh=False)
     finally:
         batches.close()
+        release_data_parallel(state)
         if bar is not None:
             bar.close()
-    if val_loader is not None and not metrics:                 # nothing left to train: score, don't re-log
-        metrics = evaluate(state, val_loader)
-    if not resumed and state.step == start_step:               # e.g. steps: 0 — still leave a checkpoint
-        state.save_checkpoint(ckpt_path)
-    live.end()
+    if live is not None:
+        if val_loader is not None and not metrics:             # nothing left to train: score, don't re-log
+            metrics = evaluate(state, val_loader)
+        if not resumed and state.step == start_step:           # e.g. steps: 0 — still leave a checkpoint
+            state.save_checkpoint(ckpt_path)
+        live.end()
+    metrics = broadcast_object(metrics)
+    barrier()                                                  # the checkpoint exists when any rank returns
     return {"step": state.step, "start_step": start_step, "checkpoint": ckpt_path, "live_dir": live_dir,
             "metrics": metrics, "vgg_loss": state.vgg_status, "history": history, "state": state}

@@ -1,0 +1,81 @@
+"""End-to-end throughput of the prepare stage (frames/s) with a per-step breakdown.
+
+    .venv/bin/python benchmarks/bench_prepare.py                      # ../shared/clips, else synthetic
+    .venv/bin/python benchmarks/bench_prepare.py --raw data/raw/synthetic --workers 1 2
+
+Runs ``deadlib.prepare.prepare_corpus`` at the default resolution (128) for each worker count
+and prints a table: wall-clock frames/s end to end, and per step (decode, track, fit, crop,
+rasterise, mel, write, checks) the seconds spent summed over videos (in the worker processes)
+and that step's own frames/s. No timed assertions: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+STEPS = ("decode", "track", "fit", "crop", "rasterise", "mel", "write", "checks")
+SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"
+
+
+def corpus(raw: str | None, scratch: Path) -> Path:
+    """The folder to benchmark: --raw, else the real clips, else a small synthetic corpus."""
+    if raw:
+        return Path(raw)
+    if SHARED_CLIPS.is_dir() and any(SHARED_CLIPS.glob("*.mp4")):
+        return SHARED_CLIPS
+    from deadlib.synth import SynthSettings, generate_corpus
+
+    print("no real clips found: rendering a synthetic corpus (3 × 8 s, 256 px) ...")
+    generate_corpus(scratch / "raw", SynthSettings(n_prior=2, n_heldout=1, duration_s=8, size=256, workers=2))
+    return scratch / "raw"
+
+
+def run(raw: Path, out: Path, resolution: int, workers: int) -> tuple[float, dict]:
+    """Prepare ``raw`` once; (wall seconds, summary with per-video reports)."""
+    from deadlib.prepare import prepare_corpus
+
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = {"resolution": resolution, "workers": workers, "test_seconds": 2}
+    start = time.perf_counter()
+    summary = prepare_corpus(cfg, raw, out, n_heldout=1)
+    wall = time.perf_counter() - start
+    summary["reports"] = {n: json.loads((out / n / "report.json").read_text()) for n in summary["ok"]}
+    return wall, summary
+
+
+def table(wall: float, summary: dict, workers: int) -> str:
+    frames = sum(r["frames"] for r in summary["reports"].values())
+    steps = {s: sum(r["timings"].get(s, 0.0) for r in summary["reports"].values()) for s in STEPS}
+    busy = sum(steps.values())
+    lines = [f"workers={workers}: {len(summary['reports'])} videos, {frames} frames, {wall:.1f} s wall "
+             f"→ {frames / wall:.1f} frames/s end to end (summed step time {busy:.1f} s, "
+             f"{frames / busy:.1f} frames/s per process)",
+             f"  {'step':<10}{'seconds':>9}{'share':>8}{'frames/s':>10}"]
+    for step, sec in steps.items():
+        lines.append(f"  {step:<10}{sec:>9.2f}{sec / busy:>8.1%}{frames / max(sec, 1e-9):>10.0f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--raw", default=None, help="folder of videos (default: ../shared/clips or synthetic)")
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    print(f"CPU cores: {os.cpu_count()}, load average: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = corpus(args.raw, Path(tmp))
+        print(f"corpus: {raw}  resolution: {args.resolution}")
+        for workers in args.workers:
+            wall, summary = run(raw, Path(tmp) / f"out{workers}", args.resolution, workers)
+            print(table(wall, summary, workers))
+
+
+if __name__ == "__main__":
+    main()

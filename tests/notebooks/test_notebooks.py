@@ -28,9 +28,9 @@ def tiny_corpus(tmp_path_factory):
     return out
 
 
-def run_notebook(repo_root: Path, name: str, out_dir: Path, **parameters) -> None:
+def run_notebook(repo_root: Path, name: str, executed_dir: Path, **parameters) -> None:
     """Execute notebooks/<name> with papermill on the smoke profile, as the DVC stage would."""
-    pm.execute_notebook(str(repo_root / "notebooks" / name), str(out_dir / name),
+    pm.execute_notebook(str(repo_root / "notebooks" / name), str(executed_dir / name),
                         parameters=dict(profile="smoke", params_path=str(repo_root / "params.yaml"), **parameters),
                         cwd=str(repo_root), progress_bar=False)
 

@@ -6,7 +6,8 @@
 Runs ``deadlib.prepare.prepare_corpus`` at the default resolution (128) for each worker count
 and prints a table: wall-clock frames/s end to end, and per step (decode, track, fit, crop,
 rasterise, mel, write, checks) the seconds spent summed over videos (in the worker processes)
-and that step's own frames/s. No timed assertions: numbers depend on the machine and its load.
+and that step's own frames/s, plus frames per CPU-second (robust to other processes sharing the
+cores). No timed assertions: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -36,26 +37,33 @@ def corpus(raw: str | None, scratch: Path) -> Path:
     return scratch / "raw"
 
 
-def run(raw: Path, out: Path, resolution: int, workers: int) -> tuple[float, dict]:
-    """Prepare ``raw`` once; (wall seconds, summary with per-video reports)."""
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the pool workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run(raw: Path, out: Path, resolution: int, workers: int) -> tuple[float, float, dict]:
+    """Prepare ``raw`` once; (wall seconds, CPU seconds, summary with per-video reports)."""
     from deadlib.prepare import prepare_corpus
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = {"resolution": resolution, "workers": workers, "test_seconds": 2}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     summary = prepare_corpus(cfg, raw, out, n_heldout=1)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     summary["reports"] = {n: json.loads((out / n / "report.json").read_text()) for n in summary["ok"]}
-    return wall, summary
+    return wall, cpu, summary
 
 
-def table(wall: float, summary: dict, workers: int) -> str:
+def table(wall: float, cpu: float, summary: dict, workers: int) -> str:
     frames = sum(r["frames"] for r in summary["reports"].values())
     steps = {s: sum(r["timings"].get(s, 0.0) for r in summary["reports"].values()) for s in STEPS}
     busy = sum(steps.values())
     lines = [f"workers={workers}: {len(summary['reports'])} videos, {frames} frames, {wall:.1f} s wall "
              f"→ {frames / wall:.1f} frames/s end to end (summed step time {busy:.1f} s, "
-             f"{frames / busy:.1f} frames/s per process)",
+             f"{frames / busy:.1f} frames/s per process); {cpu:.1f} CPU-s → {frames / cpu:.1f} frames per "
+             f"CPU-second (the rate one uncontended core would give)",
              f"  {'step':<10}{'seconds':>9}{'share':>8}{'frames/s':>10}"]
     for step, sec in steps.items():
         lines.append(f"  {step:<10}{sec:>9.2f}{sec / busy:>8.1%}{frames / max(sec, 1e-9):>10.0f}")
@@ -73,8 +81,8 @@ def main() -> None:
         raw = corpus(args.raw, Path(tmp))
         print(f"corpus: {raw}  resolution: {args.resolution}")
         for workers in args.workers:
-            wall, summary = run(raw, Path(tmp) / f"out{workers}", args.resolution, workers)
-            print(table(wall, summary, workers))
+            wall, cpu, summary = run(raw, Path(tmp) / f"out{workers}", args.resolution, workers)
+            print(table(wall, cpu, summary, workers))
 
 
 if __name__ == "__main__":

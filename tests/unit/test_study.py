@@ -1,0 +1,102 @@
+"""Study settings (step budgets, cell names, params fallback) and the aggregation into tables,
+curves and the Fig. 7 grid, on hand-written metrics files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from deadlib.config import ConfigError
+from deadlib.evaluate import write_metrics
+from deadlib.study import aggregate, expected_cells, load_cells, size_grid
+from deadlib.study_config import STUDY_PARAMS_YAML, cell_name, section, step_budget
+
+
+def test_step_budget_takes_the_largest_listed_n_below():
+    table = {25: 200, 100: 300, "1000": 600}
+    assert step_budget(25, table) == 200
+    assert step_budget(99, table) == 200
+    assert step_budget(100, table) == 300
+    assert step_budget(5000, table) == 600
+    assert step_budget(10, table) == 200                                    # below the table: smallest entry
+    with pytest.raises(ConfigError):
+        step_budget(25, {})
+
+
+def test_cell_names():
+    assert cell_name("prior", "synth_h00", 100) == "prior_synth_h00_n100"
+    assert cell_name("prior", "a", 25, "nomix") == "prior_a_n25_nomix"
+    with pytest.raises(ConfigError, match="method"):
+        cell_name("finetune", "a", 25)
+
+
+def test_section_falls_back_to_the_built_in_text_with_a_warning(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"profile": "default", "seed": 0}))
+    with pytest.warns(RuntimeWarning, match="no 'study' section"):
+        smoke = section("study", "smoke", path)
+    assert smoke["sizes"] == [25, 50] and smoke["identities"] == ["synth_h00"]
+    built_in = yaml.safe_load(STUDY_PARAMS_YAML)
+    path.write_text(yaml.safe_dump({"profile": "default", **built_in, "study": {"sizes": [7]}}))
+    assert section("study", None, path)["sizes"] == [7]                      # the file wins
+
+
+def fake_cell(folder, method, identity, n, psnr, variant=None, fid=None):
+    metrics = {"n_frames": n, "psnr": psnr, "ssim": psnr / 100, "fid": fid, "frame_psnr": psnr + 5}
+    write_metrics(folder / f"{cell_name(method, identity, n, variant)}.json", metrics,
+                  {} if fid is not None else {"fid": "no weights"},
+                  {"method": method, "identity": identity, "n_frames": n, "variant": variant or ""})
+
+
+def test_aggregate_builds_tables_curves_and_summary(tmp_path):
+    cells = tmp_path / "metrics"
+    for ident, off in (("a", 0.0), ("b", 2.0)):
+        for n, base in ((25, 20.0), (100, 24.0)):
+            fake_cell(cells, "prior", ident, n, base + off, fid=10.0)
+            fake_cell(cells, "scratch", ident, n, base - 5 + off)
+    fake_cell(cells, "prior", "a", 100, 23.0, "nomix")
+    fake_cell(cells, "prior", "a", 100, 24.0, "nopost")
+    (cells / "unrelated.json").write_text(json.dumps({"x": 1}))             # not a study cell: ignored
+    study = {"identities": ["a", "b"], "sizes": [25, 100], "methods": ["prior", "scratch"], "ablation_size": 100,
+             "table_sizes": [25, 100]}
+    out = aggregate(cells, tmp_path / "study", study, tmp_path / "study.json")
+    assert len(load_cells(cells)) == 10
+    assert out["summary"][("Ours", 25)]["psnr"] == pytest.approx(21.0)     # mean of 20 and 22
+    assert out["summary"][("Ours", 25)]["n_ids"] == 2
+    assert out["summary"][("Baseline", 100)]["fid"] is None
+    assert out["missing"] == ["prior_b_n100_nomix", "prior_b_n100_nopost"]
+    with open(tmp_path / "study" / "curve_prior.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["n_frames"]) for r in rows] == [25, 100] and float(rows[1]["psnr"]) == pytest.approx(25.0)
+    table = (tmp_path / "study" / "size_psnr.md").read_text()
+    assert "| Baseline | 16.00 | 20.00 |" in table and "| Ours | 21.00 | 25.00 |" in table
+    ablation = (tmp_path / "study" / "ablation.md").read_text()
+    assert "| Ours w/o mixed data | 23.00 |" in ablation and "| Ours w/o post-processing | 24.00 |" in ablation
+    flat = json.loads((tmp_path / "study.json").read_text())
+    assert flat["psnr_ours_n100"] == pytest.approx(25.0) and flat["fid_baseline_n25"] is None
+    assert (tmp_path / "study" / "size_curves.png").stat().st_size > 0
+
+
+def test_expected_cells_cover_grid_and_ablations():
+    names = expected_cells({"identities": ["a"], "sizes": [25, 50], "methods": ["prior", "scratch"],
+                            "ablation_size": 25})
+    assert sorted(names) == sorted(["prior_a_n25", "scratch_a_n25", "prior_a_n50", "scratch_a_n50",
+                                    "prior_a_n25_nomix", "prior_a_n25_nopost"])
+
+
+def test_size_grid_rows_baseline_ours_truth(tmp_path):
+    for method, value in (("scratch", 10), ("prior", 200)):
+        folder = tmp_path / cell_name(method, "a", 25) / "eval"
+        folder.mkdir(parents=True)
+        np.savez(folder / "samples.npz", pred=np.full((2, 16, 16, 3), value, np.uint8),
+                 real=np.full((2, 16, 16, 3), 99, np.uint8), mouth=np.ones((2, 16, 16), np.float32))
+    grid, labels, sizes = size_grid(tmp_path, "a", [25, 50])
+    assert grid.shape == (48, 32, 3) and labels == ["Baseline", "Ours", "ground truth"]
+    assert grid[0, 0, 0] == 10 and grid[16, 0, 0] == 200 and grid[32, 0, 0] == 99
+    assert grid[0, 16, 0] == 255                                             # N=50 not evaluated: blank
+    with pytest.raises(FileNotFoundError):
+        size_grid(tmp_path, "nobody", [25])

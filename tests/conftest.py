@@ -11,8 +11,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIPS = Path(os.environ.get("DEAD_SHARED_CLIPS", REPO.parent / "shared" / "clips"))
 
-# Two cores on CI: keep torch from oversubscribing when pytest runs alongside other work.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# The test models are tiny: one torch thread is as fast as two on a quiet 2-core machine and
+# several times faster when other work shares the cores (measured), so every test runs with one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -30,14 +30,6 @@ R_MIN = 0.8  # held-out jaw_open correlation bound (measured ≈ 0.92)
 SILENT_JAW_MAX, SILENT_JITTER_MAX = 0.1, 0.02  # jaw_open in [0, 1]; jitter = mean |Δjaw| per frame
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one torch thread avoids oversubscription (several × faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data() -> dict:

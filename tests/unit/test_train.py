@@ -26,14 +26,6 @@ SMOKE = dict(resolution=64, window=3, n_refs=1, texture_channels=16, texture_siz
              audio_channels=16, disc_base_channels=16, disc_max_channels=128)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tiny models run fastest single-threaded (and do not fight other test workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_cfg(**kw) -> TrainConfig:
     base = dict(steps=3, batch_size=2, device="cpu", seed=0, lambda_vgg=0.0, adv_start_step=0,

@@ -25,14 +25,6 @@ from deadlib.train import TrainConfig, iterate_batches, load_checkpoint
 ACTOR = "synth_h00"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def params_file(tmp_path_factory, repo_root):
     """The repo's params.yaml plus the study sections (while it lacks them); FID/FVD weights point

@@ -20,14 +20,6 @@ from deadlib.train import TrainConfig, TrainState
 from deadlib.video import write_video
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_cover_indices_picks_non_overlapping_windows():
     assert ev.cover_indices(np.arange(10), 3).tolist() == [0, 3, 6, 9]
     starts = np.array([0, 1, 2, 5, 6, 7, 8, 20])                            # a gap after 2, another before 20

@@ -12,14 +12,6 @@ from deadlib.testing import SMOKE_RENDERER, SyntheticWindows
 from deadlib.train import TrainConfig, iterate_batches
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Tagged(Dataset):
     """Items {identity, index} only (fast); counts set_epoch calls; optionally forbids access."""
 

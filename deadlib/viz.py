@@ -143,20 +143,23 @@ def no_face_report(summary: Mapping, reports: Mapping[str, Mapping]):
 
 
 def frame_slider(frames: np.ndarray, uv: np.ndarray, masks: np.ndarray, levels: Sequence[float] = (1.0, 2.0, 4.0)):
-    """ipywidgets slider over frames showing the ``raster_grid`` row of the chosen frame."""
+    """ipywidgets slider over frames showing the ``raster_grid`` row of the chosen frame.
+
+    The row is rendered to PNG and swapped into an ``Image`` widget: no ``Output`` widget capture,
+    which can deadlock nbclient/papermill when a notebook is executed headless.
+    """
+    import io
+
     import ipywidgets as widgets
-    from IPython.display import display
 
-    out = widgets.Output()
-
-    def show(change=None):
-        with out:
-            out.clear_output(wait=True)
-            fig = raster_grid(frames, uv, masks, [slider.value], levels)
-            display(fig)
-            plt.close(fig)
+    def png(index: int) -> bytes:
+        fig = raster_grid(frames, uv, masks, [index], levels)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(fig)
+        return buffer.getvalue()
 
     slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="frame")
-    slider.observe(show, names="value")
-    show()
-    return widgets.VBox([slider, out])
+    image = widgets.Image(value=png(0), format="png")
+    slider.observe(lambda change: setattr(image, "value", png(change["new"])), names="value")
+    return widgets.VBox([slider, image])

@@ -1,0 +1,95 @@
+"""deadlib.a2e_stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from deadlib.a2e_stage import (A2E_PARAMS_YAML, a2e_settings, basis_digest, build_model, clip_of, load_a2e,
+                               load_person_clips, load_style, save_a2e, save_style, valid_runs)
+from deadlib.audio import frame_mel_windows
+from deadlib.config import ConfigError
+from deadlib.face3d import ExpressionBasis
+from deadlib.style_layer import StyleLayer
+
+
+def test_settings_fall_back_to_the_builtin_section_and_reject_unknown_keys():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        smoke = a2e_settings("smoke", params={"profile": "default"})
+    assert any("no 'audio2expr' section" in str(w.message) for w in caught)
+    assert smoke["model"]["d_model"] == 32 and smoke["train"]["steps"] == 150 and smoke["model"]["context"] == 8
+    section = yaml.safe_load(A2E_PARAMS_YAML)["audio2expr"]
+    full = a2e_settings("full", params={"audio2expr": section})
+    assert full["model"]["d_model"] == 256 and full["style"]["frames"] == 250
+    with pytest.raises(ConfigError, match="unknown audio2expr.train keys"):
+        a2e_settings(params={"audio2expr": {**section, "train": {"stepz": 3}}})
+
+
+def test_valid_runs_start_on_multiples_of_five_inside_the_split():
+    valid = np.ones(40, bool)
+    valid[12:15] = False
+    assert valid_runs(valid, 0, 40) == [(0, 12), (15, 40)]
+    assert valid_runs(valid, 3, 30) == [(5, 12), (15, 30)]
+    assert valid_runs(valid, 0, 40, min_len=20) == [(15, 40)]
+
+
+def test_clip_windows_equal_the_full_videos_windows():
+    """MEL rows of a clip starting at frame a (multiple of 5) give frame a+i exactly the window the
+    whole video gives it (except where the left context would reach before the clip)."""
+    rng = np.random.default_rng(0)
+    n = 60
+    mel = rng.standard_normal((n * 16 // 5 + 20, 80)).astype(np.float32)
+    expr = rng.standard_normal((n, 4)).astype(np.float32)
+    full = frame_mel_windows(mel, n)
+    clip_mel, clip_expr = clip_of(mel, expr, 20, 50)
+    part = frame_mel_windows(clip_mel, len(clip_expr))
+    np.testing.assert_array_equal(clip_expr, expr[20:50])
+    np.testing.assert_array_equal(part[3:], full[23:50])  # from frame 3 on the window lies inside the clip
+
+
+def test_person_clips_read_one_split(tmp_path):
+    folder = tmp_path / "actor"
+    folder.mkdir()
+    valid = np.ones(50, bool)
+    valid[30:33] = False
+    np.save(folder / "mel.npy", np.zeros((160, 80), np.float16))
+    np.savez(folder / "track.npz", expr=np.arange(50 * 2, dtype=np.float32).reshape(50, 2), valid=valid)
+    (folder / "report.json").write_text(json.dumps({"splits": {"train": [0, 40], "test": [40, 50]}}))
+    train = load_person_clips(tmp_path, "actor", "train")
+    assert [len(e) for _, e in train] == [30, 5] and train[1][1][0, 0] == 35 * 2
+    assert [len(e) for _, e in load_person_clips(tmp_path, "actor", "train", n_frames=20)] == [20]
+    assert [len(e) for _, e in load_person_clips(tmp_path, "actor", "test")] == [10]
+    with pytest.raises(FileNotFoundError, match="run the prepare stage"):
+        load_person_clips(tmp_path, "nobody")
+
+
+def test_checkpoints_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    basis = ExpressionBasis(mean=np.zeros(1404, np.float32), components=rng.standard_normal((5, 1404)).astype(np.float32),
+                            explained_variance=np.ones(5, np.float32), explained_variance_ratio=np.ones(5, np.float32) / 5,
+                            weights=np.ones(468, np.float32), jaw_index=2)
+    torch.manual_seed(0)
+    model = build_model(a2e_settings("smoke", params={"profile": "smoke"}), basis.n_expr)
+    model.set_neutral(np.arange(5))
+    save_a2e(tmp_path / "a2e.pt", model, basis, {"steps": 3})
+    loaded, info = load_a2e(tmp_path / "a2e.pt")
+    assert info["basis_digest"] == basis_digest(basis) and info["meta"] == {"steps": 3}
+    windows = torch.randn(1, 10, 16, 80)
+    model.eval()
+    torch.testing.assert_close(loaded(windows), model(windows))
+    style = StyleLayer(5)
+    with torch.no_grad():
+        style.scale.mul_(2.0)
+    save_style(tmp_path / "style.pt", style, "actor")
+    back, name = load_style(tmp_path / "style.pt", 5)
+    assert name == "actor" and torch.equal(back.scale, style.scale)
+    with pytest.raises(ValueError, match="K=4"):
+        load_style(tmp_path / "style.pt", 4)
+    with pytest.raises(ValueError, match="not an audio2expr checkpoint"):
+        load_a2e(tmp_path / "style.pt")

@@ -22,9 +22,12 @@ fi
 stamp=.venv/.deadlib-lock.sha256
 want=$(cat requirements/lock.txt requirements/mediapipe.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install -q -r requirements/lock.txt 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q --no-deps -r requirements/mediapipe.txt 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  # sed (not grep) drops pip's noisy find-links warnings and never fails itself, so with
+  # pipefail a failed install stops the script before the stamp is written.
+  quiet() { sed '/^WARNING: Location/d'; }
+  .venv/bin/python -m pip install -q -r requirements/lock.txt 2>&1 | quiet
+  .venv/bin/python -m pip install -q --no-deps -r requirements/mediapipe.txt 2>&1 | quiet
+  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | quiet
   echo "$want" > "$stamp"
 fi
 .venv/bin/python - <<'PY'

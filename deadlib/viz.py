@@ -142,24 +142,33 @@ def no_face_report(summary: Mapping, reports: Mapping[str, Mapping]):
     return fig
 
 
-def frame_slider(frames: np.ndarray, uv: np.ndarray, masks: np.ndarray, levels: Sequence[float] = (1.0, 2.0, 4.0)):
-    """ipywidgets slider over frames showing the ``raster_grid`` row of the chosen frame.
+def frame_panel(frames: np.ndarray, uv: np.ndarray, masks: np.ndarray, index: int,
+                levels: Sequence[float] = (1.0, 2.0, 4.0)) -> np.ndarray:
+    """One frame as a (S, 6·S, 3) uint8 strip: crop | UV | face | lower face | mouth | L1 weight."""
+    bits = np.asarray(masks[index])
+    grey = lambda m: np.repeat((np.asarray(m, np.float32) / max(float(np.max(m)), 1e-6))[..., None], 3, -1)  # noqa: E731
+    tiles = [np.asarray(frames[index], np.float32) / 255.0, uv_to_rgb(uv[index], bits & MASK_FACE),
+             grey(bits & MASK_FACE), grey(bits & MASK_LOWER), grey(bits & MASK_MOUTH),
+             grey(weight_map(bits, *levels))]
+    return (np.concatenate(tiles, axis=1) * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
-    The row is rendered to PNG and swapped into an ``Image`` widget: no ``Output`` widget capture,
-    which can deadlock nbclient/papermill when a notebook is executed headless.
+
+def frame_slider(frames: np.ndarray, uv: np.ndarray, masks: np.ndarray, levels: Sequence[float] = (1.0, 2.0, 4.0),
+                 zoom: int = 2):
+    """ipywidgets slider over frames showing ``frame_panel`` of the chosen frame.
+
+    The picture is a PNG in an ``Image`` widget (no Output widget, no matplotlib in callbacks),
+    so executing the notebook headless (papermill) never waits on a widget frontend.
     """
-    import io
-
+    import cv2
     import ipywidgets as widgets
 
     def png(index: int) -> bytes:
-        fig = raster_grid(frames, uv, masks, [index], levels)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
-        plt.close(fig)
-        return buffer.getvalue()
+        strip = frame_panel(frames, uv, masks, index, levels)
+        strip = cv2.resize(strip, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        return cv2.imencode(".png", strip[..., ::-1])[1].tobytes()  # OpenCV writes BGR
 
-    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="frame")
     image = widgets.Image(value=png(0), format="png")
+    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, description="frame")
     slider.observe(lambda change: setattr(image, "value", png(change["new"])), names="value")
     return widgets.VBox([slider, image])

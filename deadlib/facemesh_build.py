@@ -209,7 +209,6 @@ def cylindrical_uv(shape: np.ndarray, margin: float = 0.04) -> np.ndarray:
     """(V, 2) UVs in [margin, 1-margin]: angle around a vertical axis behind the face, and height."""
     theta = np.arctan2(shape[:, 0], shape[:, 2] + 9.0)  # axis ~9 cm behind the nose bottom
     height = shape[:, 1]
-    uv = np.column_stack([theta / np.ptp(theta) * np.ptp(theta), -height])
     span = max(np.ptp(theta), np.ptp(height) / 9.0)  # keep aspect: 1 rad ≈ 9 cm on the cylinder
     uv = np.column_stack([(theta - theta.min()) / span, (height.max() - height) / (9.0 * span)])
     uv -= (uv.max(axis=0) - 1.0) / 2 + uv.min(axis=0) / 2  # centre in the unit square

@@ -65,12 +65,13 @@ def _window_dataset(cache_root, names, split, window, n_refs, seed) -> Dataset:
 def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike,
                 out_dir: str | os.PathLike, metrics_path: str | os.PathLike = "metrics/train_prior.json",
                 progress: bool = True, make_dataset: Callable[..., Dataset] | None = None,
-                ctx: DistContext | None = None) -> dict[str, Any]:
+                ctx: DistContext | None = None, resume: bool | str = True) -> dict[str, Any]:
     """Train the prior and write its metrics; returns checkpoint / live_dir / metrics paths and values.
 
     ``make_dataset(cache_root, names, split, window, n_refs, seed)`` defaults to
     ``deadlib.dataset.WindowDataset`` (tests pass an in-memory stand-in). Under torchrun every
-    rank calls this; rank 0 writes the metrics.
+    rank calls this; rank 0 writes the metrics. ``resume`` as in :func:`deadlib.train.train`
+    (``"matching"``: only a checkpoint written with the same settings).
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
     ctx = ctx or current_context(cfg.device)
@@ -80,7 +81,7 @@ def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, split
     train_set = make(cache_root, names, "train", r.window, r.n_refs, cfg.seed)
     test_set = make(cache_root, names, "test", r.window, r.n_refs, cfg.seed)
     val_set = Subset(test_set, val_indices(len(test_set), cfg.n_val_windows))
-    result = train(cfg, train_set, val_set, out_dir, resume=True, progress=progress, identities=names, ctx=ctx)
+    result = train(cfg, train_set, val_set, out_dir, resume=resume, progress=progress, identities=names, ctx=ctx)
     m = result["metrics"]
     metrics = {"psnr": m["psnr"], "ssim": m["ssim"], "psnr_copy_ref": m["psnr_copy_ref"],
                "ssim_copy_ref": m["ssim_copy_ref"], "l1": m["l1"], "steps": result["step"],
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="override train_prior settings, e.g. steps=10 grad_accum=2 renderer.base_channels=8")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--resume", choices=("matching", "always", "never"), default="matching",
+                    help="matching (default): continue a checkpoint only if it was written with the same settings "
+                         "(a killed run), else start over; always: continue any checkpoint of these sizes")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             make, splits = synthetic_split(cfg.renderer.resolution), {"prior": synthetic_names(args.synthetic_data)}
         out = train_prior(cfg, args.cache_root, splits, args.out, args.metrics, progress=not args.no_progress,
-                          make_dataset=make, ctx=ctx)
+                          make_dataset=make, ctx=ctx,
+                          resume={"matching": "matching", "always": True, "never": False}[args.resume])
         if ctx.is_main:
             print(json.dumps(out["metrics"]), file=sys.stderr)
         return out

@@ -22,6 +22,7 @@ import dataclasses
 import math
 import os
 import random
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -301,10 +302,32 @@ def _truncate_live(live_dir: Path, step: int) -> None:
         tsv.write_text("\n".join([lines[0], *keep]) + "\n")
 
 
+def stale_checkpoint_reason(cfg: TrainConfig, ckpt_path: Path) -> str:
+    """Why the checkpoint at ``ckpt_path`` belongs to another run than ``cfg`` ('' when it matches)."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    stored = ckpt["train_config"]
+    if RendererConfig.from_dict(ckpt["renderer_config"]) != cfg.renderer:
+        return "it holds a renderer of other sizes"
+    changed = changed_settings(cfg, stored)
+    return f"it was written with other settings {changed}" if changed else ""
+
+
 def _start_state(cfg: TrainConfig, ctx: DistContext, ckpt_path: Path, resume: bool, names: list[str] | None,
                  initial_state: TrainState | None) -> tuple[TrainState, bool]:
-    """Resume from ``ckpt_path`` (rank 0 decides; every rank loads it), else initial/fresh state."""
-    resumed = broadcast_object(resume and ckpt_path.is_file())
+    """Resume from ``ckpt_path`` (rank 0 decides; every rank loads it), else initial/fresh state.
+
+    ``resume="matching"`` resumes only a checkpoint written with the same settings (steps and the
+    other RESUME_FREE keys may differ) and otherwise starts over, saying so — what a DVC stage with
+    a persistent output needs: a killed run continues, a run with new params does not silently
+    inherit the old one's finished weights.
+    """
+    if resume == "matching" and ctx.is_main and ckpt_path.is_file():
+        stale = stale_checkpoint_reason(cfg, ckpt_path)
+        if stale:
+            print(f"not resuming {ckpt_path}: {stale}; starting over", file=sys.stderr)
+            ckpt_path.unlink()
+            shutil.rmtree(ckpt_path.parent / "dvclive", ignore_errors=True)
+    resumed = broadcast_object(bool(resume) and ckpt_path.is_file())
     if resumed:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"rank {ctx.rank} cannot see {ckpt_path}, which rank 0 resumes from: "
@@ -329,7 +352,8 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
           identities: list[str] | None = None, initial_state: TrainState | None = None,
           ctx: DistContext | None = None) -> dict[str, Any]:
     """Train to ``cfg.steps`` optimiser steps, logging to ``out_dir/dvclive`` and checkpointing to
-    ``out_dir/checkpoint.pt``; resumes from that checkpoint when present and ``resume``.
+    ``out_dir/checkpoint.pt``; resumes from that checkpoint when present and ``resume``
+    (``"matching"``: only one written with the same settings).
 
     ``identities`` default to ``dataset_train.names``. ``initial_state`` (e.g. a loaded prior with
     a new actor added, §3.3) is used instead of a fresh state when there is nothing to resume.

@@ -139,6 +139,21 @@ def test_killed_run_resumes_exactly(train_set, val_set, tmp_path, monkeypatch):
         train(make_cfg(steps=6, lambda_adv=0.5), train_set, val_set, tmp_path / "run", progress=False)
 
 
+def test_matching_resume_continues_a_killed_run_but_restarts_a_changed_one(train_set, val_set, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(make_cfg(steps=2, ckpt_every=2), train_set, val_set, run, progress=False)
+    more = train(make_cfg(steps=3), train_set, val_set, run, progress=False, resume="matching")
+    assert (more["start_step"], more["step"]) == (2, 3)                     # only steps changed: continue
+    other = train(make_cfg(steps=3, lambda_adv=0.5), train_set, val_set, run, progress=False, resume="matching")
+    assert (other["start_step"], other["step"]) == (0, 3)                   # new params: start over, loudly
+    assert "other settings ['lambda_adv']" in capsys.readouterr().err
+    steps, _ = read_live_series(run / "dvclive")["train/l1"]
+    assert steps.tolist() == [1, 2, 3]                                       # the old run's log went with it
+    smaller = make_cfg(steps=1, renderer={**SMOKE, "base_channels": 8})
+    assert train(smaller, train_set, val_set, run, progress=False, resume="matching")["start_step"] == 0
+    assert "renderer of other sizes" in capsys.readouterr().err
+
+
 def test_missing_vgg_weights_disable_the_loss_loudly(train_set, val_set, tmp_path, capsys):
     cfg = make_cfg(steps=1, lambda_vgg=1.0, vgg_weights=str(tmp_path / "no_vgg.pth"))
     with pytest.warns(RuntimeWarning, match="VGG style loss disabled"):

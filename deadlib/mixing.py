@@ -7,10 +7,11 @@ drawn from the whole prior pool, redrawn every epoch (``set_epoch``, called by
 ``deadlib.train.iterate_batches``), so a short actor dataset still sees many prior windows
 over a run. ``ratio = 0`` is the ablation "w/o mixed data" (the actor's windows only).
 
-Batch composition: training batches are random subsets of an epoch, so every batch holds
-``ratio : 1`` generic : actor windows *in expectation* (exactly so over each epoch); a batch of
-4 at ratio 1 holds 2 + 2 on average; ``batch_composition`` measures it.
-Every item is a pure function of (seed, epoch, index).
+Batch composition is exact per batch, as in the paper: ``deadlib.train`` asks the dataset for
+its epoch order (:meth:`MixedDataset.batch_order`), which fills every batch of B with
+``round(B / (1 + ratio))`` actor windows and the rest generic ones (a batch of 4 at ratio 1 holds
+2 + 2); actor windows are reshuffled and reused when an epoch needs more of them than exist.
+``batch_composition`` measures it. Every item is a pure function of (seed, epoch, index).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 
@@ -75,9 +77,34 @@ class MixedDataset(Dataset):
             return self.person[index]
         return self.generic[self.generic_index(index)]
 
+    def person_per_batch(self, batch_size: int) -> int:
+        """Actor windows in each batch of ``batch_size`` (= batch_size without mixing)."""
+        if not self.n_generic:
+            return batch_size
+        return min(batch_size - 1, max(1, int(round(batch_size / (1.0 + self.ratio)))))
+
+    def batch_order(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        """One epoch's indices, (len(self) // batch_size · batch_size,): consecutive groups of
+        ``batch_size`` are batches holding exactly :meth:`person_per_batch` actor windows (shuffled
+        within the batch, so every process of a DDP run sees both kinds)."""
+        n_batches = len(self) // batch_size
+        if not self.n_generic or batch_size < 2:
+            return torch.randperm(len(self), generator=generator)[:n_batches * batch_size]
+        k = self.person_per_batch(batch_size)
+
+        def cycled(n: int, count: int) -> torch.Tensor:           # fresh permutations of range(n), `count` long
+            reps = -(-count // n)
+            return torch.cat([torch.randperm(n, generator=generator) for _ in range(reps)])[:count]
+
+        person = cycled(self.n_person, n_batches * k).view(n_batches, k)
+        generic = self.n_person + cycled(self.n_generic, n_batches * (batch_size - k)).view(n_batches, -1)
+        batches = torch.cat([person, generic], 1)                                    # (n_batches, B)
+        within = torch.argsort(torch.rand(batches.shape, generator=generator), dim=1)
+        return torch.gather(batches, 1, within).reshape(-1)
+
     @property
     def person_fraction(self) -> float:
-        """Share of actor windows in an epoch (= expected share per batch)."""
+        """Share of actor windows in the dataset (per batch: :meth:`person_per_batch` / B)."""
         return self.n_person / len(self)
 
 

@@ -26,7 +26,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -211,15 +211,18 @@ class EpochSampler(Sampler[int]):
 
     It yields rank ``rank``'s contiguous slice of every global batch of ``batch_size`` consecutive
     permuted indices (``offset`` a multiple of it; the tail after the last full batch is dropped).
+    ``order(generator, batch_size)`` replaces the permutation when a dataset composes its own
+    batches (``MixedDataset.batch_order``: exact actor:generic ratio per batch).
     """
 
     def __init__(self, n: int, seed: int, offset: int = 0, batch_size: int = 1, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, order: Callable[[torch.Generator, int], torch.Tensor] | None = None):
         self.n, self.seed, self.offset = n, seed, offset
-        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.batch_size, self.rank, self.world_size, self.order = batch_size, rank, world_size, order
 
     def __iter__(self) -> Iterator[int]:
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed))
+        gen = torch.Generator().manual_seed(self.seed)
+        perm = self.order(gen, self.batch_size) if self.order else torch.randperm(self.n, generator=gen)
         b, local = self.batch_size, self.batch_size // self.world_size
         batches = perm[:self.n // b * b].view(-1, b)[self.offset // b:]            # (n_batches, B) global
         return iter(batches[:, self.rank * local:(self.rank + 1) * local].reshape(-1).tolist())
@@ -250,7 +253,8 @@ def iterate_batches(dataset: Dataset, cfg: TrainConfig, start_step: int = 0, ran
         seed = cfg.seed * 1_000_003 + epoch
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)                                   # e.g. WindowDataset redraws refs
-        sampler = EpochSampler(len(dataset), seed, offset * cfg.batch_size, cfg.batch_size, rank, world_size)
+        sampler = EpochSampler(len(dataset), seed, offset * cfg.batch_size, cfg.batch_size, rank, world_size,
+                               order=getattr(dataset, "batch_order", None))
         loader = DataLoader(dataset, batch_size=cfg.batch_size // world_size, drop_last=True, sampler=sampler,
                             num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
                             generator=torch.Generator().manual_seed(seed + step))

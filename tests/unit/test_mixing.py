@@ -94,10 +94,18 @@ def test_training_batches_mix_one_to_one_over_an_epoch():
     per_epoch = len(mixed) // 4                                            # 32 windows → 8 batches
     batches = _batches(mixed, 3 * per_epoch)
     share = batch_composition(batches, "actor")
-    for e in range(3):                                                     # exactly 1:1 per epoch
-        assert share[e * per_epoch:(e + 1) * per_epoch].mean() == pytest.approx(0.5)
+    assert share.tolist() == [0.5] * len(batches)                          # exactly 2 + 2 in every batch
     assert {n for b in batches for n in b} == {"actor", "p0", "p1"}
-    assert ((share > 0) & (share < 1)).mean() > 0.5                         # most batches hold both kinds
+
+
+def test_per_batch_ratio_follows_the_params_ratio_and_reuses_scarce_actor_windows():
+    person = SyntheticWindows(("actor",), n_frames=6, size=16)             # 4 windows
+    generic = SyntheticWindows(("p0",), n_frames=30, size=16)
+    mixed = MixedDataset(person, generic, 3.0, seed=0)                     # 4 + 12 slots → 4 batches of 4
+    assert mixed.person_per_batch(4) == 1 and mixed.person_per_batch(8) == 2
+    assert batch_composition(_batches(mixed, 8), "actor").tolist() == [0.25] * 8
+    order = mixed.batch_order(torch.Generator().manual_seed(0), 4).view(-1, 4)
+    assert ((order < 4).sum(1) == 1).all() and len(set(order[order < 4].tolist())) == 4
 
 
 def test_training_batches_without_mixing_hold_the_actor_only():

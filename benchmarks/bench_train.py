@@ -1,11 +1,13 @@
 """Training throughput of the renderer on this machine: steps/s, frames/s, MFU, memory, hotspots.
 
     .venv/bin/python benchmarks/bench_train.py [--profiles smoke default] [--steps 8] [--threads 2]
+    python benchmarks/bench_train.py --profiles default full --batch 16 --amp --no-profile   # on a GPU
 
 For each profile: one full ``train_step`` (G fwd+bwd incl. textures, D fwd+bwd) on the in-memory
 ``SyntheticWindows`` data at that profile's sizes. FLOPs per step are counted with
 ``torch.utils.flop_counter`` (2 per multiply-add, forward + backward); the peak is a large fp32
-matmul timed in the same run, so MFU = achieved FLOP/s / matmul FLOP/s. Prints, never asserts.
+matmul timed in the same run, so MFU = achieved FLOP/s / matmul FLOP/s. With ``--amp`` (CUDA only)
+the step runs under bf16 autocast and the peak is a bf16 matmul. Prints, never asserts.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ def renderer_config(profile: str) -> RendererConfig:
         return RendererConfig.from_dict(PRESETS[profile])
 
 
-def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10) -> float:
-    """fp32 FLOP/s of an n×n matmul (best of ``reps``)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of an n×n matmul in ``dtype`` (best of ``reps``)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(reps):
@@ -54,10 +56,10 @@ def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def bench(profile: str, batch: int, steps: int, device: torch.device, profile_table: bool) -> dict:
+def bench(profile: str, batch: int, steps: int, device: torch.device, profile_table: bool, amp: bool = False) -> dict:
     rcfg = renderer_config(profile)
     cfg = TrainConfig(renderer=rcfg, batch_size=batch, device=str(device), profile=profile)
-    cfg.loss.lambda_vgg, cfg.loss.adv_start_step = 0.0, 0                      # G + D every step
+    cfg.loss.lambda_vgg, cfg.loss.adv_start_step, cfg.loss.amp = 0.0, 0, amp     # G + D every step
     data = SyntheticWindows(("a", "b"), n_frames=batch * 2 + rcfg.window, size=rcfg.resolution,
                             window=rcfg.window, n_refs=rcfg.n_refs)
     torch.manual_seed(0)
@@ -99,15 +101,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler tables")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA); MFU against a bf16 matmul")
+    ap.add_argument("--matmul-n", type=int, default=2048, help="side of the peak-measuring matmul (8192 on a GPU)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    peak = matmul_peak(device)
-    print(f"device {device}, torch threads {torch.get_num_threads()}, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    amp = args.amp and device.type == "cuda"
+    dtype = torch.bfloat16 if amp else torch.float32
+    peak = matmul_peak(device, args.matmul_n, dtype=dtype)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device {device} ({name}), torch threads {torch.get_num_threads()}, amp {amp}, "
+          f"{str(dtype).split('.')[-1]} matmul peak {peak / 1e9:.1f} GFLOP/s")
     rows = []
     for profile in args.profiles:
-        r = bench(profile, args.batch, args.steps, device, not args.no_profile)
+        r = bench(profile, args.batch, args.steps, device, not args.no_profile, amp)
         rows.append(r)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\n== {profile}: {r['resolution']}px T={r['window']} batch {r['batch']}  "

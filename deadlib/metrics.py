@@ -27,10 +27,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.linalg
 import torch
-import torch.nn.functional as F
 
 from .lipsync_probe import ridge_predict
-from .metrics_basic import gaussian_window, mean_finite
+from .metrics_basic import valid_blur, gaussian_window, mean_finite
 from .metrics_basic import psnr as _psnr_frames
 from .metrics_basic import ssim as _ssim_frames
 from .vgg import WeightsUnavailable
@@ -93,13 +92,6 @@ def psnr(pred, target, mask=None, data_range: float | None = None) -> float:
     return mean_finite(10 * torch.log10(r**2 / mse), cap=PSNR_CAP)
 
 
-def _valid_blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' filtering of (N, C, H, W) with the 1-D kernel ``g``."""
-    c, k = x.shape[1], g.numel()
-    x = F.conv2d(x, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
-    return F.conv2d(x, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-
-
 def ssim_map(p: torch.Tensor, t: torch.Tensor, data_range: float, window: int = 11,
              sigma: float = 1.5) -> torch.Tensor:
     """Per-pixel SSIM, channel-averaged: (N, 3, H, W) → (N, H-window+1, W-window+1); entry (i, j)
@@ -107,10 +99,10 @@ def ssim_map(p: torch.Tensor, t: torch.Tensor, data_range: float, window: int = 
     g = gaussian_window(window, sigma, p.device)
     n_px = window**2
     norm = n_px / (n_px - 1)                                            # sample covariance (skimage)
-    mu_x, mu_y = _valid_blur(p, g), _valid_blur(t, g)
-    var_x = norm * (_valid_blur(p * p, g) - mu_x**2)
-    var_y = norm * (_valid_blur(t * t, g) - mu_y**2)
-    cov = norm * (_valid_blur(p * t, g) - mu_x * mu_y)
+    mu_x, mu_y = valid_blur(p, g), valid_blur(t, g)
+    var_x = norm * (valid_blur(p * p, g) - mu_x**2)
+    var_y = norm * (valid_blur(t * t, g) - mu_y**2)
+    cov = norm * (valid_blur(p * t, g) - mu_x * mu_y)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.mean(1)

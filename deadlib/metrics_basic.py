@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -54,10 +55,20 @@ def band_matrix(n: int, g: torch.Tensor) -> torch.Tensor:
 def valid_blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Separable 'valid' Gaussian filter of (N, C, H, W) with the 1-D kernel ``g`` → (N, C, H-k+1, W-k+1).
 
-    Two matrix products with banded matrices: more FLOPs than a depthwise convolution but BLAS
-    speed in float64, ~4x faster on CPU than grouped conv2d (which has no fast float64 path)."""
+    On CPU, OpenCV's separable filter per image plane (≈ 20x faster than a grouped float64
+    conv2d, which has no fast CPU path); elsewhere two products with banded matrices."""
     g = g.to(x.dtype)
-    return band_matrix(x.shape[-2], g) @ x @ band_matrix(x.shape[-1], g).T
+    if x.device.type != "cpu":
+        return band_matrix(x.shape[-2], g) @ x @ band_matrix(x.shape[-1], g).T
+    import cv2
+
+    (n, c, h, w), r = x.shape, g.numel() // 2
+    kernel = g.numpy()
+    depth = cv2.CV_64F if x.dtype == torch.float64 else cv2.CV_32F
+    planes = x.detach().reshape(n * c, h, w).contiguous().numpy()
+    out = np.stack([cv2.sepFilter2D(p, depth, kernel, kernel, borderType=cv2.BORDER_CONSTANT)[r:h - r, r:w - r]
+                    for p in planes])
+    return torch.from_numpy(out).reshape(n, c, h - 2 * r, w - 2 * r)
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0, window_size: int = 11,

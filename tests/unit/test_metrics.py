@@ -228,3 +228,16 @@ def test_sync_conf_deadlib_high_when_aligned_zero_when_shuffled():
     assert sync_conf_deadlib(np.ones(300), mel, probe) == 0.0           # frozen mouth: no evidence
     with pytest.raises(ValueError, match="frames"):
         sync_conf_deadlib(opening[:30], mel[:30], probe)
+
+
+def test_valid_blur_cpu_path_matches_banded_matrices_and_a_direct_convolution():
+    from deadlib.metrics_basic import band_matrix, gaussian_window, valid_blur
+
+    x = torch.rand(2, 3, 20, 17, dtype=torch.float64)
+    g = gaussian_window(11, 1.5)
+    fast = valid_blur(x, g)                                               # OpenCV on CPU
+    banded = band_matrix(20, g) @ x @ band_matrix(17, g).T                # the path used on GPUs
+    direct = torch.nn.functional.conv2d(x.reshape(6, 1, 20, 17), (g[:, None] * g[None, :])[None, None])
+    assert fast.shape == (2, 3, 10, 7)
+    assert torch.allclose(fast, banded, atol=1e-12) and torch.allclose(fast, direct.reshape(2, 3, 10, 7), atol=1e-12)
+    assert torch.allclose(valid_blur(x.float(), g), fast.float(), atol=1e-6)

@@ -69,3 +69,11 @@ def test_stage_deps_name_every_imported_module(name):
 def test_ablation_stages_track_every_adapt_key_but_mixed_ratio(name):
     listed = {p.split(".", 1)[1] for p in stage_body(name)["params"] if isinstance(p, str) and p.startswith("adapt.")}
     assert listed == set(PARAMS["adapt"]) - {"mixed_ratio"}
+
+
+def test_ablation_size_is_a_study_size():
+    """eval_nopost evaluates the adapt cell of N = study.ablation_size, so that cell must exist."""
+    study = PARAMS["study"]
+    assert study["ablation_size"] in study["sizes"]
+    for name, over in study.get("by_profile", {}).items():
+        assert over.get("ablation_size", study["ablation_size"]) in over.get("sizes", study["sizes"]), name

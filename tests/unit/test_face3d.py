@@ -30,6 +30,16 @@ def fitted(people):
     return fits, face3d.fit_basis(res, n_expr=12)
 
 
+@pytest.fixture(scope="module")
+def round_trip(people, fitted):
+    """synth_h00 (held out): tracked meshes, its fit, its expression codes and the decoded meshes."""
+    fits, basis = fitted
+    meshes, _ = people["synth_h00"]
+    fit = fits["synth_h00"]
+    expr = face3d.encode_expression(fit, np.ones(100, bool), basis)
+    return meshes, fit, expr, face3d.decode(fit.pose, fit.identity, expr, basis)
+
+
 def test_umeyama_recovers_a_similarity():
     rng = np.random.default_rng(0)
     src = face3d.canonical_mean()
@@ -75,12 +85,9 @@ def test_basis_is_mouth_dominated_and_finds_the_jaw(people, fitted):
     assert energy[basis.jaw_index, lower].sum() > 0.8 * energy[basis.jaw_index].sum()
 
 
-def test_decode_round_trip_and_editing_opens_the_mouth(people, fitted):
-    fits, basis = fitted
-    meshes, _ = people["synth_h00"]
-    fit = fits["synth_h00"]
-    expr = face3d.encode_expression(fit, np.ones(100, bool), basis)
-    decoded = face3d.decode(fit.pose, fit.identity, expr, basis)
+def test_decode_round_trip_and_editing_opens_the_mouth(fitted, round_trip):
+    _, basis = fitted
+    meshes, fit, expr, decoded = round_trip
     assert decoded.shape == meshes.shape and np.abs(decoded - meshes)[..., :2].mean() < 0.3  # px
     edited = expr.copy()
     edited[:, basis.jaw_index] += 2 * np.sqrt(basis.explained_variance[basis.jaw_index])
@@ -134,13 +141,9 @@ def test_raster_maps_cover_the_face_and_regions(people, fitted):
     assert set(np.unique(weights)) <= {1.0, 2.0, 4.0} and (weights[(bits & face3d.MASK_MOUTH) > 0] == 4).all()
 
 
-def test_model_rasters_match_the_tracked_mesh(people, fitted):
+def test_model_rasters_match_the_tracked_mesh(round_trip):
     """Re-rasterising a frame from its own pose + identity + expression reproduces its masks/UVs."""
-    fits, basis = fitted
-    meshes, _ = people["synth_h00"]
-    fit = fits["synth_h00"]
-    expr = face3d.encode_expression(fit, np.ones(100, bool), basis)
-    decoded = face3d.decode(fit.pose, fit.identity, expr, basis)
+    meshes, _, _, decoded = round_trip
     uv_a, bits_a = face3d.raster_maps(meshes[::12], 128)
     uv_b, bits_b = face3d.raster_maps(decoded[::12], 128)
     for a, b in zip(bits_a, bits_b):

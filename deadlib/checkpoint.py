@@ -69,6 +69,7 @@ class TrainConfig:
     grad_accum: int = 1
     nproc: int | str = 1         # processes per node for deadlib.launch; "auto" = one per GPU
     lr_g: float = 2e-3
+    lr_audio: float | None = None  # audio encoder (plain, not equalised-lr layers); None = lr_g
     lr_d: float = 2e-3
     lr_texture: float = 1e-2
     betas: tuple[float, float] = (0.5, 0.999)
@@ -115,8 +116,11 @@ class TrainConfig:
 
 
 def changed_settings(cfg: TrainConfig, checkpoint_config: Mapping) -> list[str]:
-    """Settings of ``cfg`` that differ from a checkpoint's and change the run (not RESUME_FREE)."""
-    return sorted(k for k, v in cfg.to_dict().items() if k not in RESUME_FREE and checkpoint_config.get(k) != v)
+    """Settings of ``cfg`` that differ from a checkpoint's and change the run (not RESUME_FREE).
+    A setting the checkpoint lacks was added later: that run used its default."""
+    defaults = TrainConfig().to_dict()
+    return sorted(k for k, v in cfg.to_dict().items()
+                  if k not in RESUME_FREE and checkpoint_config.get(k, defaults.get(k)) != v)
 
 
 class CheckpointMismatch(ValueError):
@@ -138,8 +142,7 @@ class TrainState:
         self.renderer = Renderer(cfg.renderer, self.device)
         self.disc = make_discriminator(cfg.renderer, self.device)
         self.bank = make_texture_bank(cfg.renderer, [], self.device)
-        self.opt_g = torch.optim.Adam([{"params": list(self.renderer.parameters()), "lr": cfg.lr_g,
-                                        "name": "renderer"}], betas=cfg.betas)
+        self.opt_g = torch.optim.Adam(self._renderer_groups(), betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         fp16 = cfg.loss.amp and cfg.loss.amp_dtype == "float16" and self.device.type == "cuda"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)   # no-ops unless fp16 on CUDA
@@ -153,6 +156,18 @@ class TrainState:
         for identity in identities:
             self.add_identity(identity)
 
+    def _renderer_groups(self) -> list[dict]:
+        """opt_g's renderer groups: one ("renderer", lr_g), or two when ``lr_audio`` is set — the
+        audio encoder is made of plain layers whose weights are ~1/sqrt(fan_in) small, so Adam's
+        absolute step lr_g (sized for the equalised-lr generator, whose stored weights are ~1)
+        changes them by several percent per step."""
+        if self.cfg.lr_audio is None:
+            return [{"params": list(self.renderer.parameters()), "lr": self.cfg.lr_g, "name": "renderer"}]
+        audio = {id(p) for p in self.renderer.audio.parameters()}
+        rest = [p for p in self.renderer.parameters() if id(p) not in audio]
+        return [{"params": rest, "lr": self.cfg.lr_g, "name": "renderer"},
+                {"params": list(self.renderer.audio.parameters()), "lr": self.cfg.lr_audio, "name": "audio"}]
+
     def add_identity(self, identity: str):
         """Fresh random texture for ``identity`` + its optimiser group (lr_texture)."""
         tex = self.bank.add(identity)
@@ -161,9 +176,10 @@ class TrainState:
         return tex
 
     def set_learning_rates(self) -> None:
-        """Apply cfg's lr_g / lr_texture / lr_d to the optimisers (e.g. after loading)."""
+        """Apply cfg's lr_g / lr_audio / lr_texture / lr_d to the optimisers (e.g. after loading)."""
+        lrs = {"renderer": self.cfg.lr_g, "audio": self.cfg.lr_audio}
         for group in self.opt_g.param_groups:
-            group["lr"] = self.cfg.lr_g if group.get("name") == "renderer" else self.cfg.lr_texture
+            group["lr"] = lrs.get(group.get("name"), self.cfg.lr_texture)
         for group in self.opt_d.param_groups:
             group["lr"] = self.cfg.lr_d
 

@@ -77,3 +77,16 @@ def test_ablation_size_is_a_study_size():
     assert study["ablation_size"] in study["sizes"]
     for name, over in study.get("by_profile", {}).items():
         assert over.get("ablation_size", study["ablation_size"]) in over.get("sizes", study["sizes"]), name
+
+
+@pytest.mark.parametrize("module, attr", [("deadlib.study_config", "STUDY_PARAMS_YAML"),
+                                          ("deadlib.a2e_stage", "A2E_PARAMS_YAML"),
+                                          ("deadlib.dub", "DUB_PARAMS_YAML")])
+def test_built_in_params_sections_equal_params_yaml(module, attr):
+    """The code's copies of params sections (used only by a params file without them, e.g. the
+    dub command outside this repository) must not drift from params.yaml, the source of truth."""
+    import importlib
+
+    built_in = yaml.safe_load(getattr(importlib.import_module(module), attr))
+    for name, section in built_in.items():
+        assert section == PARAMS[name], f"{module}.{attr} section {name!r} differs from params.yaml's: copy it over"

@@ -274,6 +274,17 @@ def evaluate_clips(model: torch.nn.Module, clips: list[tuple[np.ndarray, np.ndar
             "jaw_corr": _corr(pred[:, j], target[:, j]), "pred": pred, "target": target}
 
 
+def score_person(person: PersonalisedAudio2Expression, test: list[tuple[np.ndarray, np.ndarray]],
+                 basis: ExpressionBasis, chunk: int = 200) -> dict[str, Any]:
+    """A person's test clips scored by the generic model ("before"), with the style layer ("after"),
+    and by a still neutral face (``static_lve_mean_mm``: the LVE of predicting no motion at all)."""
+    target = np.concatenate([e for _, e in test])                                  # (N, K)
+    neutral = np.broadcast_to(person.base.neutral.cpu().numpy(), target.shape)
+    static = lip_vertex_error(neutral, target, mouth_basis(basis))
+    return {"before": evaluate_clips(person.base, test, basis, chunk), "after": evaluate_clips(person, test, basis, chunk),
+            "static_lve_mean_mm": static["lve_mean"] * CM_TO_MM}
+
+
 def silence_check(model: torch.nn.Module, seconds: float = 2.0, floor_db: float = -70.0, seed: int = 0) -> dict[str, float]:
     """Largest |expr − neutral| and frame-to-frame jaw change on digital silence and on a white-noise floor."""
     base = model.base if isinstance(model, PersonalisedAudio2Expression) else model
@@ -319,11 +330,7 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
             continue
         person, style_hist = fit_person(model, cache_root, name, basis, settings)
         save_style(out_dir / "style" / f"{name}.pt", person.style, name, {"frames": settings["style"]["frames"]})
-        neutral = np.broadcast_to(model.neutral.numpy(), (sum(len(e) for _, e in test), basis.n_expr))
-        static = lip_vertex_error(neutral, np.concatenate([e for _, e in test]), mouth_basis(basis))
-        per_person[name] = {"before": evaluate_clips(model, test, basis, chunk),
-                            "after": evaluate_clips(person, test, basis, chunk),
-                            "static_lve_mean_mm": static["lve_mean"] * CM_TO_MM, "style_loss": style_hist["loss"],
+        per_person[name] = {**score_person(person, test, basis, chunk), "style_loss": style_hist["loss"],
                             "model": person}
     metrics: dict[str, float] = {"steps": len(history["loss"]), "final_loss": float(np.mean(history["loss"][-10:])),
                                  "n_prior": len(splits["prior"]), "n_heldout": len(per_person),

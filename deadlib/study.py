@@ -145,9 +145,10 @@ def plot_curves(rows: Sequence[Mapping], metrics: Sequence[str], path: str | os.
 
 
 def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study: Mapping[str, Any],
-              summary_path: str | os.PathLike | None = None) -> dict[str, Any]:
+              summary_path: str | os.PathLike | None = None, style_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write all tables, curve CSVs and the curve figure; ``summary_path``: flat JSON of the
-    per-(method, N) means for ``dvc metrics``. Returns rows, summary, markdown and missing cells."""
+    per-(method, N) means for ``dvc metrics``; ``style_dir``: the style cells' metrics folder (table
+    ``style_lve``; skipped when None). Returns rows, summary, markdown and missing cells."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = load_cells(metrics_dir)
@@ -164,6 +165,11 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
         _write(out, f"curve_{method}", ["n_frames", *CURVE_METRICS, "n_ids"],
                [[n, *[summary[(label, n)][m] for m in CURVE_METRICS], summary[(label, n)]["n_ids"]]
                 for n in sizes if (label, n) in summary], f"{label} vs N")
+    style_rows: list[list[Any]] = []
+    if style_dir is not None:
+        header, style_rows = style_table(style_dir)
+        md.append(_write(out, "style_lve", header, style_rows,
+                         "Audio-to-expression: lip vertex error (mm) without / with the style layer fitted on N frames"))
     import matplotlib.pyplot as plt
 
     plt.close(plot_curves(rows, ("psnr", "ssim", "psnr_mouth", "lmd_mouth_px", "fid"), out / "size_curves.png"))
@@ -173,11 +179,29 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
     (out / "tables.md").write_text("\n".join(md) + notes)
     flat = {f"{m}_{lab.split()[0].lower()}_n{n}": s[m] for (lab, n), s in summary.items() if lab in ("Ours", "Baseline")
             for m in ("psnr", "ssim", "psnr_mouth", "lmd_mouth_px", "fid")}
+    flat.update({f"style_{k}_n{r[0]}": r[1 + STYLE_COLUMNS.index(k)] for r in style_rows
+                 for k in ("lve_mean_mm_before", "lve_mean_mm_after")})
     flat["n_cells"] = len(rows)
     if summary_path is not None:
         Path(summary_path).parent.mkdir(parents=True, exist_ok=True)
         Path(summary_path).write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
     return {"rows": rows, "summary": summary, "markdown": "\n".join(md), "missing": missing, "flat": flat}
+
+
+STYLE_COLUMNS = ("lve_mean_mm_before", "lve_mean_mm_after", "lve_mean_mm_static", "lve_gain_mm", "jaw_corr_before",
+                 "jaw_corr_after")
+
+
+def style_table(style_dir: str | os.PathLike) -> tuple[list[str], list[list[Any]]]:
+    """The per-person style layer vs N (``deadlib.style_stage`` cells in ``style_dir``): one row per N,
+    means over identities of the test-part lip vertex error without / with the layer (mm), of a
+    still neutral face, the gain (before − after, > 0 = the layer helps) and jaw correlations."""
+    cells: dict[int, list[dict]] = {}
+    for path in sorted(Path(style_dir).glob("*.json")):
+        m = json.loads(path.read_text())
+        cells.setdefault(int(m["n_frames"]), []).append(m)
+    rows = [[n, *[float(np.mean([c[k] for c in cells[n]])) for k in STYLE_COLUMNS], len(cells[n])] for n in sorted(cells)]
+    return ["n_frames", *STYLE_COLUMNS, "n_ids"], rows
 
 
 def expected_cells(study: Mapping[str, Any]) -> list[str]:

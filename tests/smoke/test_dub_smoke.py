@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.a2e_stage import a2e_settings, run_stage
+from deadlib.a2e_stage import a2e_settings, load_style, run_stage
 from deadlib.audio import speech_energy
 from deadlib.dataset import WindowDataset, load_cache
 from deadlib.dub import DubResult, dub
@@ -219,6 +219,29 @@ def test_audio2expr_stage_beats_a_static_mouth(world):
     assert json.loads((world["root"] / "a2e.json").read_text()) == pytest.approx(m)
     assert (world["root"] / "a2e" / "style" / "synth_h00.pt").is_file()
 
+
+
+def test_style_cell_fits_on_n_frames_and_writes_what_dub_reads(world, tmp_path, repo_root):
+    """The ``style`` matrix stage's command on the fixture: the layer file dub --style loads, flat
+    finite metrics whose before/after numbers are those of the generic / personalised model."""
+    out, metrics = tmp_path / "style" / "synth_h00_n25.pt", tmp_path / "m" / "synth_h00_n25.json"
+    done = subprocess.run([sys.executable, "-m", "deadlib.style_stage", "--profile", "smoke", "--identity", "synth_h00",
+                           "--n-frames", "25", "--a2e", world["overrides"]["a2e"], "--cache-root", str(world["cache"]),
+                           "--out", str(out), "--metrics", str(metrics)],
+                          capture_output=True, text=True, timeout=600, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = json.loads(metrics.read_text())
+    assert m["n_frames"] == 25 and 0 < m["fitted_frames"] <= 25
+    assert m["lve_mean_mm_before"] == pytest.approx(world["a2e"]["metrics"]["lve_mean_mm_before"], rel=1e-4)
+    assert m["lve_gain_mm"] == pytest.approx(m["lve_mean_mm_before"] - m["lve_mean_mm_after"])
+    assert m["scale_mean_abs_dev"] > 0 or m["bias_mean_abs"] > 0                # the layer moved off the identity
+    style, identity = load_style(out, world["a2e"]["model"].config.K)
+    assert identity == "synth_h00" and not torch.equal(style.scale, torch.ones_like(style.scale))
+    bad = subprocess.run([sys.executable, "-m", "deadlib.style_stage", "--profile", "smoke", "--identity", "synth_p00",
+                          "--n-frames", "25", "--a2e", world["overrides"]["a2e"], "--cache-root", str(world["cache"]),
+                          "--out", str(tmp_path / "p.pt"), "--metrics", str(tmp_path / "p.json")],
+                         capture_output=True, text=True, timeout=600, cwd=repo_root)
+    assert bad.returncode != 0 and "prior identity" in bad.stderr and not (tmp_path / "p.json").exists()
 
 def test_notebooks_05_and_06_run(world, tmp_path, repo_root):
     """The stage notebooks on the fixture's data (06 with the actor checkpoint; its real-clip section

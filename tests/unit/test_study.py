@@ -81,6 +81,28 @@ def test_aggregate_builds_tables_curves_and_summary(tmp_path):
     assert (tmp_path / "study" / "size_curves.png").stat().st_size > 0
 
 
+
+def test_aggregate_adds_the_style_layer_table_when_given_its_cells(tmp_path):
+    style = tmp_path / "style"
+    style.mkdir()
+    for ident, before, after in (("a", 2.0, 1.5), ("b", 3.0, 3.5)):
+        for n in (25, 100):
+            m = {"n_frames": n, "lve_mean_mm_before": before, "lve_mean_mm_after": after - n / 100,
+                 "lve_mean_mm_static": 4.0, "lve_gain_mm": before - after + n / 100, "jaw_corr_before": 0.5,
+                 "jaw_corr_after": 0.6}
+            (style / f"{ident}_n{n}.json").write_text(json.dumps(m))
+    study = {"identities": ["a", "b"], "sizes": [25, 100], "methods": ["prior", "scratch"], "ablation_size": 100}
+    out = aggregate(tmp_path / "none", tmp_path / "study", study, tmp_path / "study.json", style_dir=style)
+    with open(tmp_path / "study" / "style_lve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["n_frames"]) for r in rows] == [25, 100] and [int(r["n_ids"]) for r in rows] == [2, 2]
+    assert float(rows[0]["lve_mean_mm_after"]) == pytest.approx(2.25) and float(rows[1]["lve_gain_mm"]) == pytest.approx(1.0)
+    assert "style layer" in out["markdown"]
+    flat = json.loads((tmp_path / "study.json").read_text())
+    assert flat["style_lve_mean_mm_before_n25"] == pytest.approx(2.5) and flat["style_lve_mean_mm_after_n100"] == 1.5
+    aggregate(tmp_path / "none", tmp_path / "s2", study)
+    assert not (tmp_path / "s2" / "style_lve.csv").exists()                  # no style_dir: no table
+
 def test_expected_cells_cover_grid_and_ablations():
     names = expected_cells({"identities": ["a"], "sizes": [25, 50], "methods": ["prior", "scratch"],
                             "ablation_size": 25})

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .a2e_stage import (a2e_settings, basis_digest, fit_person, load_a2e, load_person_clips, load_splits,
                         save_style, score_person)
@@ -85,10 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--cache-root", default="data/prepared")
     ap.add_argument("--out", required=True, help="style-layer file to write (e.g. models/style/<id>_n<N>.pt)")
     ap.add_argument("--metrics", required=True)
-    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = run_style_cell(args.identity, args.n_frames, args.a2e, args.cache_root, args.out, args.metrics,
                          args.profile, args.params)
     print(json.dumps(out["metrics"], indent=2))

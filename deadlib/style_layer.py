@@ -65,12 +65,15 @@ def freeze_all_but_style(model: PersonalisedAudio2Expression) -> list[nn.Paramet
 
 def fit_style_layer(model: PersonalisedAudio2Expression, clips: list[tuple[np.ndarray, np.ndarray]],
                     steps: int = 300, lr: float = 0.05, basis: MouthBasis | None = None,
-                    w_coef: float = 1.0, w_vel: float = 0.0, w_vertex: float = 0.0,
+                    w_coef: float = 1.0, w_vel: float = 0.0, w_vertex: float = 0.0, prior_frames: float = 0.0,
                     device: torch.device | str | None = None) -> dict[str, list[float]]:
     """Train ONLY the style layer on one person's (mel (M, 80), expr (N, K)) clips.
 
-    Full-batch Adam over all frames. Raises RuntimeError if any base weight or buffer changed
-    (it cannot, by construction; the check guards future edits). Returns the loss history.
+    Full-batch Adam over all frames. ``prior_frames``: the generic model's own predictions count
+    as that many extra frames of targets (the same loss, pulling the layer toward the identity map
+    in the data's units), so a fit on few frames stays near the generic model and one on many
+    follows the person. Raises RuntimeError if any base weight or buffer changed (it cannot, by
+    construction; the check guards future edits). Returns the loss history.
     """
     if not isinstance(model, PersonalisedAudio2Expression):
         raise TypeError("fit_style_layer needs a PersonalisedAudio2Expression(base, StyleLayer(K))")
@@ -86,10 +89,15 @@ def fit_style_layer(model: PersonalisedAudio2Expression, clips: list[tuple[np.nd
     history: dict[str, list[float]] = {"loss": []}
     for _ in range(steps):
         total = torch.zeros((), device=device)
+        n_frames = sum(len(t) for t in targets)
         for out, tgt in zip(base_out, targets):
-            loss, _ = expression_loss(model.style(out), tgt, basis, w_coef, w_vel, w_vertex)
+            styled = model.style(out)
+            loss, _ = expression_loss(styled, tgt, basis, w_coef, w_vel, w_vertex)
             total = total + loss * len(tgt)
-        total = total / sum(len(t) for t in targets)
+            if prior_frames > 0:                 # pseudo-targets = the generic output, weight prior_frames in all
+                keep, _ = expression_loss(styled, out, basis, w_coef, w_vel, w_vertex)
+                total = total + keep * len(tgt) * prior_frames / n_frames
+        total = total / n_frames
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()

@@ -130,6 +130,24 @@ def test_fit_style_layer_trains_only_style_and_reduces_lve(trained, data, basis)
     np.testing.assert_allclose(model.style.scale.detach().numpy(), scale, atol=0.05)
 
 
+def test_style_prior_keeps_a_few_frame_fit_near_the_identity_and_yields_to_data(trained, data):
+    """prior_frames = the generic output as that many extra frames of targets: on 25 frames it holds
+    the layer much closer to the identity than an unregularised fit; on 500 the data win."""
+    mel, _ = data["heldout"]
+    base_out = predict(trained, mel, 500)
+    scale = np.array([1.4, 0.7, 1.2], np.float32)
+    person = (base_out * scale).astype(np.float32)
+
+    def fitted_scale(n_frames, prior_frames):
+        model = PersonalisedAudio2Expression(trained)
+        clip = (mel[: n_frames * 16 // 5 + 16], person[:n_frames])
+        fit_style_layer(model, [clip], steps=300, lr=0.05, prior_frames=prior_frames)
+        return model.style.scale.detach().numpy()
+
+    free, held = fitted_scale(25, 0.0), fitted_scale(25, 100.0)
+    assert np.abs(held - 1).sum() < 0.5 * np.abs(free - 1).sum()
+    np.testing.assert_allclose(fitted_scale(500, 100.0), scale, atol=0.15)
+
 @pytest.mark.parametrize("noise_db", [None, -60.0])
 def test_silence_gives_closed_still_mouth(trained, noise_db):
     rng = np.random.default_rng(0)

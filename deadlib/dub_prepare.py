@@ -76,6 +76,11 @@ def prepare_cached(video: Path, prep_cfg: Mapping, basis: face3d.ExpressionBasis
     return folder, info
 
 
+def _digest(*parts) -> str:
+    """Short hash of JSON-able settings (cache keys)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def adapt_now(folder: Path, info: dict, prior: Path, st: Mapping, profile: str | None, params: Mapping,
               a2e, basis: face3d.ExpressionBasis, progress: bool) -> tuple[Path, Path | None]:
     """Adapt the prior to this video with ``deadlib.adapt.adapt`` → (checkpoint, style file or None)."""
@@ -104,15 +109,19 @@ def adapt_now(folder: Path, info: dict, prior: Path, st: Mapping, profile: str |
         n = n_frames if mine else n_train_frames
         return WindowDataset(root, list(names), split=split, n_train_frames=n, window=window, n_refs=n_refs, seed=seed)
 
-    out_dir = folder.parent.parent / f"adapt_n{n_frames}_s{cfg.steps}_m{ratio:g}"
+    # The folder name carries everything the adapted renderer depends on, so a retrained prior or
+    # changed adapt params never reuse a stale adaptation (adapt() resumes whatever it finds there).
+    run_key = _digest(sha256_file(prior), cfg.to_dict(), sorted(usable or prior_names))
+    out_dir = folder.parent.parent / f"adapt_n{n_frames}_s{cfg.steps}_m{ratio:g}_{run_key}"
     adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir, ratio,
           progress=progress, make_dataset=make)
     style_path = None
     if info.get("has_audio") and int(ad.get("style_steps", 0)) > 0:
-        style_path = out_dir / "style.pt"
+        a2e_cfg = a2e_settings(profile, params=params)
+        a2e_cfg["style"] = {**a2e_cfg["style"], "steps": int(ad["style_steps"])}
+        weights = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in a2e.state_dict().values()))
+        style_path = out_dir / f"style_{_digest(weights.hexdigest(), a2e_cfg['style'])}.pt"   # per a2e model + settings
         if not style_path.is_file():
-            a2e_cfg = a2e_settings(profile, params=params)
-            a2e_cfg["style"] = {**a2e_cfg["style"], "steps": int(ad["style_steps"])}
             person, _ = fit_person(a2e, folder.parent, name, basis, a2e_cfg, n_frames)
             save_style(style_path, person.style, name, {"frames": n_frames})
     return out_dir / "checkpoint.pt", style_path

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,6 +190,12 @@ def test_adapt_now_through_the_cli(world, tmp_path, capsys):
     assert dub_main(args) == 0  # second run: prepared video and adaptation come from the cache
     again = json.loads(capsys.readouterr().out)
     assert again["timings_s"]["prepare"] < 1.0 and again["timings_s"].get("adapt", 0) < summary["timings_s"]["adapt"]
+    assert again["style"] == summary["style"]
+    other = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p01.mp4", "adapt-now", tmp_path / "other.mp4",
+                profile="smoke", progress=False,
+                overrides={**o, "cache_dir": str(tmp_path / "cache"), "adapt": {"style_steps": 7}})
+    assert other.style != summary["style"]                     # new style settings: the cached layer is not reused
+    assert Path(other.style).parent == Path(summary["style"]).parent   # ... but the cached adaptation is
 
 
 def test_real_clip_with_separate_driving_audio(world, shared_clips, tmp_path):

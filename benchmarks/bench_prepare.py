@@ -52,7 +52,8 @@ def run(raw: Path, out: Path, resolution: int, workers: int) -> tuple[float, flo
     start, cpu = time.perf_counter(), cpu_seconds()
     summary = prepare_corpus(cfg, raw, out, n_heldout=1)
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    summary["reports"] = {n: json.loads((out / n / "report.json").read_text()) for n in summary["ok"]}
+    summary["reports"] = {n: {**json.loads((out / n / "report.json").read_text()), "timings": summary["timings"][n]}
+                          for n in summary["ok"]}
     return wall, cpu, summary
 
 

@@ -54,12 +54,39 @@ def read_meta(root: Path) -> dict:
     return (yaml.safe_load(path.read_text()) or {}).get("meta", {}) or {}
 
 
-def is_clean(root: Path) -> bool:
-    """True when data/raw exists and matches the hashes recorded in data.dvc."""
-    result = dvc("status", DVC_FILE, "--json", cwd=root)
+def raw_changes(root: Path) -> list[str]:
+    """How data/raw differs from the hashes data.dvc records ([] when it matches).
+
+    Why not ``dvc status``: in a fresh clone the DVC cache is empty, and ``dvc status`` then
+    reports ``not in cache`` for the output whether or not the files on disk match the recorded
+    hashes — a matching regenerated corpus looked like a mismatch (issue 13). ``dvc data status``
+    hashes the workspace and reports a changed output separately (``uncommitted``) from an
+    object that is merely missing from the cache (``not_in_cache``, harmless here).
+    """
+    result = dvc("data", "status", "--json", str(RAW_DIR), cwd=root)  # the output path, not data.dvc: a .dvc target reports nothing
     if result.returncode != 0:
-        raise CorpusError(f"`dvc status {DVC_FILE}` failed:\n{result.stderr.strip()}")
-    return json.loads(result.stdout or "{}") == {}
+        raise CorpusError(f"`dvc data status` failed:\n{result.stderr.strip()}")
+    report = json.loads(result.stdout or "{}")
+    return sorted(f"{kind}: {path}" for kind, paths in (report.get("uncommitted") or {}).items()
+                  for path in paths if Path(path.rstrip("/")).is_relative_to(RAW_DIR))
+
+
+def is_clean(root: Path) -> bool:
+    """True when data/raw exists and matches the hashes recorded in data.dvc (cached or not)."""
+    return not raw_changes(root)
+
+
+def commit_to_cache(root: Path) -> None:
+    """Put the verified data/raw into the local DVC cache, so that ``dvc status`` is clean too.
+
+    Only called after :func:`is_clean`; ``dvc commit`` then records the same hashes, which is
+    checked: data.dvc must come out byte-identical.
+    """
+    before = (root / DVC_FILE).read_bytes()
+    committed = dvc("commit", "--force", "--quiet", DVC_FILE, cwd=root)
+    if committed.returncode != 0 or (root / DVC_FILE).read_bytes() != before:
+        (root / DVC_FILE).write_bytes(before)
+        raise CorpusError(f"`dvc commit {DVC_FILE}` did not reproduce the recorded hashes:\n{committed.stderr.strip()}")
 
 
 def settings_from_params(params: dict) -> SynthSettings:
@@ -75,6 +102,7 @@ def ensure(root: Path | None = None, workers: int | None = None) -> str:
     """Make data/raw match data.dvc: verify, else pull, else regenerate the synthetic corpus."""
     root = root or repo_root()
     if is_clean(root):
+        commit_to_cache(root)
         return "data/raw matches data.dvc"
     meta = read_meta(root)
     if dvc("remote", "list", cwd=root).stdout.strip():
@@ -91,11 +119,13 @@ def ensure(root: Path | None = None, workers: int | None = None) -> str:
     print(f"regenerating the embedded corpus into {target} (settings from data.dvc meta) ...", flush=True)
     shutil.rmtree(target, ignore_errors=True)
     generate_corpus(target, settings, progress=lambda s: print(f"  {s['name']}: {s['frames']} frames", flush=True))
-    if not is_clean(root):
+    changes = raw_changes(root)
+    if changes:
         raise CorpusError(
-            "the regenerated corpus differs from the bytes recorded in data.dvc (different library "
-            "versions than the pinned ones in requirements/lock.txt?). Either reinstall with "
-            "scripts/setup.sh, or accept the new bytes with `python -m deadlib.corpus generate`.")
+            f"the regenerated corpus differs from the bytes recorded in data.dvc ({'; '.join(changes)}): "
+            "different library versions than the pinned ones in requirements/lock.txt? Either reinstall "
+            "with scripts/setup.sh, or accept the new bytes with `python -m deadlib.corpus generate`.")
+    commit_to_cache(root)
     return "regenerated data/raw/synthetic; it matches data.dvc"
 
 

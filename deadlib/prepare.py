@@ -107,6 +107,17 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+# Wall-clock figures differ on every run, so they never enter the cached, DVC-tracked files
+# (data/prepared must be byte-identical when the inputs are): reports keep them in memory and
+# the stage's metrics JSON (cache: false) records them.
+TIMING_METRICS = ("seconds", "frames_per_second")
+
+
+def _write_report(folder: Path, report: Mapping) -> None:
+    """report.json of a cache folder: the report without its (run-dependent) timings."""
+    _write_json(folder / "report.json", {k: v for k, v in report.items() if k != "timings"})
+
+
 # ----------------------------------------------------------------------------- one video, phase 1
 
 
@@ -203,7 +214,7 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
               "resolution": res, "warnings": notes, "timings": dict(timings),
               "checks": {"crop_jitter_px": crop_jitter(centres, sides, res, valid),
                          "crop_jitter_raw_px": crop_jitter(*raw_boxes, res, valid)}}
-    _write_json(folder / "report.json", report)
+    _write_report(folder, report)
     final = Path(out_dir) / path.stem
     shutil.rmtree(final, ignore_errors=True)
     os.replace(folder, final)
@@ -254,12 +265,14 @@ def fit_corpus_basis(out_dir: str | os.PathLike, prior: list[str], cfg: Mapping)
 
 
 def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: Mapping,
-                 group: str | None = None, pool: Executor | None = None) -> dict:
+                 group: str | None = None, pool: Executor | None = None,
+                 timings: Mapping[str, float] | None = None) -> dict:
     """Phase 2 of one video: expression coefficients, decoded meshes, UV/mask rasters, checks
-    (rasterised in ``raster.batch`` chunks, spread over ``pool``'s processes when given)."""
+    (rasterised in ``raster.batch`` chunks, spread over ``pool``'s processes when given).
+    ``timings``: phase 1's, continued in the returned report (never written to report.json)."""
     cfg, folder = settings(cfg), Path(folder)
     report = json.loads((folder / "report.json").read_text())
-    timings = defaultdict(float, report["timings"])
+    timings = defaultdict(float, timings or {})
     res, rc = int(cfg["resolution"]), cfg["raster"]
     with _timed(timings, "fit"):
         with np.load(folder / "track.npz") as d:
@@ -296,8 +309,8 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
                                  **{f"roundtrip_{k}": v for k, v in agreement.items()}})
     report["n_expr"] = basis.n_expr
     report["group"] = group or report.get("group", "heldout")
+    _write_report(folder, report)
     report["timings"] = dict(timings)
-    _write_json(folder / "report.json", report)
     return report
 
 
@@ -306,7 +319,7 @@ def prepare_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
     """Both phases for one new video with an existing basis (e.g. a clip to dub)."""
     basis = basis if isinstance(basis, face3d.ExpressionBasis) else face3d.ExpressionBasis.load(basis)
     report = analyse_video(path, out_dir, cfg)
-    return finish_video(Path(out_dir) / report["name"], basis, cfg)
+    return finish_video(Path(out_dir) / report["name"], basis, cfg, timings=report["timings"])
 
 
 # ----------------------------------------------------------------------------- corpus
@@ -424,18 +437,22 @@ def prepare_corpus(cfg: Mapping, raw_dir: str | os.PathLike, out_dir: str | os.P
         prior = [n for n in reports if n not in held]
         basis = fit_corpus_basis(out_dir, prior, cfg)
         for name in progress_bar(list(reports), desc="prepare: raster"):  # chunks in parallel
-            reports[name] = finish_video(out_dir / name, basis, cfg, "heldout" if name in held else "prior", pool)
+            reports[name] = finish_video(out_dir / name, basis, cfg, "heldout" if name in held else "prior", pool,
+                                         reports[name]["timings"])
     splits = {"fps": cfg["fps"], "window": cfg["window"], "test_seconds": cfg["test_seconds"],
               "prior": prior, "heldout": [n for n in held if n in reports],
               "videos": {n: {"group": r["group"], "n_frames": r["frames"], **r["splits"]} for n, r in reports.items()}}
     _write_json(out_dir / "splits.json", splits)
     metrics = _metrics(reports, skipped, basis, time.perf_counter() - start)
-    summary = {"raw_dir": str(raw_dir), "out_dir": str(out_dir), "settings": cfg, "ok": sorted(reports),
+    summary = {"raw_dir": str(raw_dir), "settings": {k: v for k, v in cfg.items() if k != "workers"},  # run-time knob
+               "ok": sorted(reports),
                "skipped": skipped, "ignored": ignored, "prior": splits["prior"], "heldout": splits["heldout"],
                "expr_basis": {"n_expr": basis.n_expr, "jaw_index": basis.jaw_index,
                               "explained_variance_ratio": basis.explained_variance_ratio.tolist()},
-               "metrics": metrics}
+               "metrics": {k: v for k, v in metrics.items() if k not in TIMING_METRICS}}
     _write_json(out_dir / "summary.json", summary)
+    summary["metrics"] = metrics  # the returned summary (and the metrics JSON) keep the timings
+    summary["timings"] = {n: r["timings"] for n, r in reports.items()}
     if metrics_path:
         Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
         _write_json(Path(metrics_path), metrics)

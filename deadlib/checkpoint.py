@@ -27,7 +27,7 @@ CHECKPOINT_FORMAT = 1
 # settings that may change between a checkpoint and its resumption without changing the run
 # (grad_accum / nproc only re-split the same global batch; see deadlib.train.train_step)
 RESUME_FREE = {"steps", "log_every", "eval_every", "ckpt_every", "n_val_windows", "n_samples", "num_workers",
-               "vgg_weights", "hub_dir", "device", "profile", "grad_accum", "nproc"}
+               "vgg_weights", "hub_dir", "device", "profile", "grad_accum", "nproc", "divergence_factor"}
 AMP_DTYPES = ("bfloat16", "float16")
 
 
@@ -69,7 +69,7 @@ class TrainConfig:
     grad_accum: int = 1
     nproc: int | str = 1         # processes per node for deadlib.launch; "auto" = one per GPU
     lr_g: float = 2e-3
-    lr_audio: float | None = None  # audio encoder (plain, not equalised-lr layers); None = lr_g
+    lr_audio: float | None = None  # audio encoder's own learning rate; None = lr_g (its layers are equalised too)
     lr_d: float = 2e-3
     lr_texture: float = 1e-2
     betas: tuple[float, float] = (0.5, 0.999)
@@ -79,6 +79,7 @@ class TrainConfig:
     ckpt_every: int = 500
     n_val_windows: int = 16
     n_samples: int = 4           # rows of the logged sample grid
+    divergence_factor: float = 10.0  # fail the run when smoothed train L1 exceeds this x its best (0: off)
     vgg_weights: str | None = None
     hub_dir: str | None = None
     seed: int = 0
@@ -157,10 +158,9 @@ class TrainState:
             self.add_identity(identity)
 
     def _renderer_groups(self) -> list[dict]:
-        """opt_g's renderer groups: one ("renderer", lr_g), or two when ``lr_audio`` is set — the
-        audio encoder is made of plain layers whose weights are ~1/sqrt(fan_in) small, so Adam's
-        absolute step lr_g (sized for the equalised-lr generator, whose stored weights are ~1)
-        changes them by several percent per step."""
+        """opt_g's renderer groups: one ("renderer", lr_g), or two when ``lr_audio`` is set (an
+        own learning rate for the audio encoder; not needed since its layers are equalised-lr
+        like the generator's, kept for experiments)."""
         if self.cfg.lr_audio is None:
             return [{"params": list(self.renderer.parameters()), "lr": self.cfg.lr_g, "name": "renderer"}]
         audio = {id(p) for p in self.renderer.audio.parameters()}

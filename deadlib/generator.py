@@ -58,14 +58,20 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    """Conv2d with equalised learning rate ('same' padding, optional fused leaky ReLU)."""
+    """Conv2d with equalised learning rate (optional fused leaky ReLU).
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1,
-                 bias: bool = True, activate: bool = True):
+    ``kernel`` / ``stride`` may be (height, width) pairs; ``padding`` defaults to 'same'
+    (kernel // 2 per side)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int | tuple[int, int] = 3,
+                 stride: int | tuple[int, int] = 1, bias: bool = True, activate: bool = True,
+                 padding: int | tuple[int, int] | None = None):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kh, kw))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
-        self.scale, self.stride, self.pad = 1 / math.sqrt(in_ch * kernel ** 2), stride, kernel // 2
+        self.scale, self.stride = 1 / math.sqrt(in_ch * kh * kw), stride
+        self.pad = (kh // 2, kw // 2) if padding is None else padding
         self.activate = activate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:                 # (B, in, H, W)

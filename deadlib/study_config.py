@@ -37,11 +37,9 @@ adapt:
   adv_start_fraction: 0.5
   batch_size: 4
   lr_g: 0.001                # as train_prior (2e-3 can saturate the output tanh)
-  # The audio encoder is plain (not equalised-lr) layers: at lr_g its weights moved by several
-  # percent per step and, once the GAN term started, its updates blew up and saturated the output
-  # tanh (the w/o-mixed-data cell at N=100 fell from 30.2 to 6.9 dB within 6 steps; diagnosed by
-  # per-module update norms: audio trunk 9.0 vs generator 2.9). 1e-4 keeps that cell at 29.9 dB.
-  lr_audio: 0.0001
+  # The audio encoder's layers are equalised-lr (like the generator's): one learning rate (null = lr_g)
+  lr_audio: null
+  divergence_factor: 10
   lr_d: 0.002
   lr_texture: 0.01
   betas: [0.5, 0.999]

@@ -263,6 +263,41 @@ def iterate_batches(dataset: Dataset, cfg: TrainConfig, start_step: int = 0, ran
             step += 1
 
 
+class TrainingDiverged(FloatingPointError):
+    """Training blew up (e.g. at the GAN onset): the run stops instead of writing a broken model."""
+
+
+class DivergenceGuard:
+    """Fails a run whose train L1 leaves its own best level by ``factor``.
+
+    A collapse is a climb, not a spike (issue 13: the prior's L1 went 0.046 → 0.68 in 30 steps,
+    then sat at ≈ 1.0 with a saturated output): a trailing mean would follow it up and never
+    fire, so the reference is the BEST smoothed L1 reached in this run (after ``warmup`` steps);
+    the smoothed value (EMA over ~``1/(1-decay)`` steps) ignores one unlucky batch.
+    """
+
+    def __init__(self, factor: float, decay: float = 0.8, warmup: int = 10):
+        self.factor, self.decay, self.warmup = factor, decay, warmup
+        self.ema: float | None = None
+        self.best, self.seen = math.inf, 0
+
+    def update(self, step: int, l1: float) -> None:
+        """Feed step ``step``'s L1; raises TrainingDiverged when it has left ``factor`` x its best."""
+        if self.factor <= 0:
+            return
+        self.ema = l1 if self.ema is None else self.decay * self.ema + (1 - self.decay) * l1
+        self.seen += 1
+        if self.seen < self.warmup:
+            return
+        self.best = min(self.best, self.ema)
+        if self.ema > self.factor * self.best:
+            raise TrainingDiverged(
+                f"training diverged at step {step}: smoothed train L1 {self.ema:.4f} is {self.ema / self.best:.1f}x "
+                f"its best {self.best:.4f} in this run (divergence_factor {self.factor}); no checkpoint was written "
+                f"for this step. Look at the dvclive curves (GAN onset = adv_start_step?), lower the learning "
+                f"rates or lambda_adv, and delete the run folder to start over rather than resume")
+
+
 def setup_vgg(state: TrainState, loud: bool = True) -> LossConfig:
     """Load VGG-19 for LVGG, or LOUDLY disable it (``loud``: rank 0); returns the loss config used."""
     loss = state.cfg.loss
@@ -407,10 +442,12 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
     metrics: dict[str, float] = {}
     bar = progress_bar(total=cfg.steps, desc="train", initial=start_step) if progress and ctx.is_main else None
     batches = iterate_batches(dataset_train, cfg, state.step, ctx.rank, ctx.world_size)
+    guard = DivergenceGuard(cfg.divergence_factor)
     try:
         while state.step < cfg.steps:
             logs = train_step(state, next(batches), loss_cfg)
             history.append(logs)
+            guard.update(state.step, logs["l1"])   # global L1: every rank raises together, before any save
             step, last = state.step, state.step == cfg.steps
             if live is not None:                                   # rank 0 only
                 live.step = step

@@ -318,3 +318,52 @@ def test_data_that_does_not_fit_the_renderer_is_rejected_early(tmp_path):
         train(make_cfg(), small, None, tmp_path, progress=False)
     with pytest.raises(ValueError, match="unknown training settings.*lamda_adv"):
         TrainConfig.from_dict({"lamda_adv": 0.1})
+
+
+# --- robustness at the GAN onset (issue 13) ------------------------------------------------------
+
+def test_divergence_guard_fires_on_a_collapse_and_not_on_noisy_training():
+    rng = np.random.default_rng(0)
+    quiet = train_mod.DivergenceGuard(10.0)
+    falling = 0.5 * np.exp(-np.arange(600) / 80) + 0.04                     # a normal run: fast, then slow
+    for step, l1 in enumerate(falling * rng.uniform(0.5, 2.0, 600)):        # batch noise x0.5 .. x2
+        quiet.update(step, float(l1))
+    guard = train_mod.DivergenceGuard(10.0)
+    collapse = np.r_[np.full(60, 0.046), np.geomspace(0.046, 0.68, 30), np.full(60, 1.0)]  # issue 13's prior
+    with pytest.raises(train_mod.TrainingDiverged, match=r"diverged at step (\d+)") as err:
+        for step, l1 in enumerate(collapse, start=600):
+            guard.update(step, float(l1))
+    assert 600 + 60 < int(err.value.args[0].split("step ")[1].split(":")[0]) < 600 + 100
+    off = train_mod.DivergenceGuard(0.0)
+    for step, l1 in enumerate(collapse):
+        off.update(step, float(l1))
+
+
+def test_a_diverging_run_stops_before_writing_its_checkpoint(train_set, val_set, tmp_path, monkeypatch):
+    real_step = train_mod.train_step
+
+    def blowing_up(state, batch, loss_cfg):                                 # real step, L1 reported x1000 from step 12
+        logs = real_step(state, batch, loss_cfg)
+        return {**logs, "l1": logs["l1"] * (1000.0 if state.step >= 12 else 1.0)}
+
+    monkeypatch.setattr(train_mod, "train_step", blowing_up)
+    with pytest.raises(train_mod.TrainingDiverged, match="step 12"):
+        train(make_cfg(steps=20, ckpt_every=12), train_set, val_set, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def relative_update(module: torch.nn.Module, before: list[torch.Tensor]) -> float:
+    """||Δw|| / ||w|| over a module's weight tensors (not biases) after one optimiser step."""
+    pairs = [(b, p.detach()) for b, p in zip(before, module.parameters()) if p.dim() > 1]
+    return math.sqrt(sum(((p - b) ** 2).sum().item() for b, p in pairs) / sum((b ** 2).sum().item() for b, _ in pairs))
+
+
+def test_audio_encoder_moves_like_the_generator_under_one_learning_rate(train_set):
+    """The encoder's layers are equalised-lr, so one Adam step at lr_g changes it by the same
+    relative amount as the generator (with its former plain layers: many times more, the
+    cause of the GAN-onset collapses)."""
+    state = TrainState(make_cfg(lr_g=1e-3, adv_start_step=100), train_set.names, "cpu")
+    before = {name: params_of(getattr(state.renderer, name)) for name in ("audio", "generator")}
+    train_step(state, collate([train_set[0], train_set[5]]), state.cfg.loss)
+    moved = {name: relative_update(getattr(state.renderer, name), b) for name, b in before.items()}
+    assert 0.2 < moved["audio"] / moved["generator"] < 5, moved

@@ -140,16 +140,17 @@ def synthetic_meta(root: Path) -> dict | None:
 def record(root: Path, meta: dict | None) -> None:
     """`dvc add data/raw`, moved to the top-level data.dvc, plus the generator ``meta`` block.
 
-    dvc 3 writes ``data/raw.dvc`` next to the folder; the project keeps one ``data.dvc`` at the
-    repo root (path rewritten relative to it), so the tracked corpus is visible at a glance.
+    dvc 3 writes ``data/raw.dvc`` next to a folder it does not track yet, and updates the .dvc
+    file that already tracks it (our data.dvc) in place; the project keeps one ``data.dvc`` at
+    the repo root (path relative to it), so the tracked corpus is visible at a glance.
     """
     added = dvc("add", str(RAW_DIR), cwd=root)
     if added.returncode != 0:
         raise CorpusError(f"`dvc add` failed:\n{added.stderr.strip()}")
     sidecar = root / RAW_DIR.with_suffix(".dvc")
-    doc = yaml.safe_load(sidecar.read_text())
+    doc = yaml.safe_load((sidecar if sidecar.exists() else root / DVC_FILE).read_text())
     doc["outs"][0]["path"] = str(RAW_DIR)
-    sidecar.unlink()
+    sidecar.unlink(missing_ok=True)
     if meta:
         doc["meta"] = meta
     else:

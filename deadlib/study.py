@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .study_config import cell_name, section
+from .study_config import cell_name, parse_cell_name, section
 
 LABELS = {("scratch", ""): "Baseline", ("prior", ""): "Ours", ("prior", "nomix"): "Ours w/o mixed data",
           ("prior", "nopost"): "Ours w/o post-processing"}
@@ -46,7 +46,7 @@ def load_cells(metrics_dir: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         side = path.with_suffix(".reasons.json")
         extra = json.loads(side.read_text()) if side.is_file() else {}
-        cell = extra.get("cell") or {}
+        cell = extra.get("cell") or parse_cell_name(path.stem) or {}   # .reasons.json: DVC-cached, may be absent
         if "method" not in cell:
             continue                                                   # not a study cell
         key = (cell["method"], cell.get("variant") or "")

@@ -8,6 +8,8 @@ run against an older params.yaml too.
 
 from __future__ import annotations
 
+import re
+
 import os
 import warnings
 from typing import Any, Mapping
@@ -139,3 +141,12 @@ def cell_name(method: str, identity: str, n_frames: int, variant: str | None = N
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
     return f"{method}_{identity}_n{int(n_frames)}" + (f"_{variant}" if variant else "")
+
+
+def parse_cell_name(name: str) -> dict | None:
+    """Inverse of :func:`cell_name`: {method, identity, n_frames, variant} (None: not a cell name)."""
+    match = re.fullmatch(rf"(?P<method>{'|'.join(METHODS)})_(?P<identity>.+)_n(?P<n>\d+)(?:_(?P<variant>[a-z]+))?", name)
+    if not match:
+        return None
+    return {"method": match["method"], "identity": match["identity"], "n_frames": int(match["n"]),
+            "variant": match["variant"]}

@@ -32,7 +32,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -52,11 +52,13 @@ from .dub_render import MASK_MODES, ChunkDubber, FrameSource, mouth_blend, repla
 from .prepare import settings as prepare_settings
 from .progress import progress_bar
 from .renderer import RendererConfig
+from .track import SELECT_POLICIES
 from .style_layer import PersonalisedAudio2Expression
 from .train import TrainConfig, load_checkpoint
 from .video import write_video
 
-__all__ = ["dub", "dub_settings", "DubResult", "DubError", "DubInputError", "DubCheckpointError", "main"]
+__all__ = ["dub", "dub_settings", "dub_prepare_config", "DubResult", "DubError", "DubInputError", "DubCheckpointError",
+           "DubCancelled", "main"]
 ADAPT_NOW = "adapt-now"
 FPS, SAMPLE_RATE = 25, 16000
 
@@ -126,6 +128,22 @@ def dub_settings(profile: str | None = None, params_path: str | os.PathLike | No
     return {**st, **extra}
 
 
+class DubCancelled(DubError):
+    """The caller's ``cancel`` check asked to stop; the output file was not written."""
+
+
+def dub_prepare_config(profile: str | None, params: Mapping, st: Mapping, track_select: str | None = None) -> dict:
+    """The prepare settings a dub prepares its video with (part of the video cache's key);
+    ``track_select`` (largest | central | longest) overrides prepare.track.select."""
+    prep_cfg = prepare_settings(stage_config("prepare", profile, params=params))
+    prep_cfg.update(max_frames=int(st["max_frames"]), test_seconds=0, workers=1)
+    if track_select is not None:
+        if track_select not in SELECT_POLICIES:
+            raise DubInputError(f"face selection {track_select!r}: choose one of {SELECT_POLICIES}")
+        prep_cfg["track"] = {**prep_cfg["track"], "select": track_select}
+    return prep_cfg
+
+
 @dataclass
 class DubResult:
     """What ``dub`` wrote and measured; per-output-frame arrays have length ``n_frames``."""
@@ -175,7 +193,7 @@ class DubPlan:
 
 def plan_dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.PathLike, out: str | os.PathLike,
              profile: str | None = None, params_path: str | os.PathLike | None = None, name: str | None = None,
-             overrides: Mapping | None = None) -> DubPlan:
+             overrides: Mapping | None = None, track_select: str | None = None) -> DubPlan:
     """Check every input in the order of the module docstring; raises a DubError naming the culprit."""
     params = load_params(params_path)
     st = dub_settings(profile, params=params, overrides=overrides)
@@ -185,8 +203,7 @@ def plan_dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str |
     new_audio = load_new_audio(audio, SAMPLE_RATE, FPS)
     info = check_video(video)
     renderer_cfg = RendererConfig.from_dict(stage_config("renderer", profile, params=params))
-    prep_cfg = prepare_settings(stage_config("prepare", profile, params=params))
-    prep_cfg.update(max_frames=int(st["max_frames"]), test_seconds=0, workers=1)
+    prep_cfg = dub_prepare_config(profile, params, st, track_select)
     if prep_cfg["resolution"] != renderer_cfg.resolution:
         raise DubError(f"params of profile {profile!r}: prepare.resolution={prep_cfg['resolution']} differs from "
                        f"renderer.resolution={renderer_cfg.resolution}; make them equal")
@@ -214,23 +231,38 @@ def plan_dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str |
 def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.PathLike, out: str | os.PathLike, *,
         profile: str | None = None, params_path: str | os.PathLike | None = None, name: str | None = None,
         style: str | None = None, device: str | None = None, progress: bool = True,
-        overrides: Mapping | None = None) -> DubResult:
+        overrides: Mapping | None = None, track_select: str | None = None,
+        on_progress: Callable[[str, int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None) -> DubResult:
     """Dub ``video`` with ``audio`` using ``identity`` (an adapted checkpoint folder / file, or
     'adapt-now') and write ``out`` (.mp4). ``overrides``: dub settings, e.g. {"shorter": "pad",
     "postprocess": False, "a2e": ..., "basis": ..., "cache_dir": ...}. ``name``: the texture to use
     (default: see ``dub_inputs.pick_identity``); ``style``: a style-layer file (default: found
-    beside the checkpoint or the a2e model)."""
+    beside the checkpoint or the a2e model). ``track_select``: which face to dub when several are
+    seen (prepare.track.select). ``on_progress(stage, done, total)`` is called as the stages
+    (check, prepare, adapt, audio2expr, render) advance; ``cancel()`` is polled between stages and
+    output frames, and True stops the dub with DubCancelled before ``out`` is written."""
     t_start, timings = time.perf_counter(), defaultdict(float)
-    plan = plan_dub(video, audio, identity, out, profile, params_path, name, overrides)
+
+    def stage(name_: str, done: int, total: int) -> None:
+        if cancel is not None and cancel():
+            raise DubCancelled(f"dub cancelled during {name_}; nothing was written to {out}")
+        if on_progress is not None:
+            on_progress(name_, done, total)
+
+    stage("check", 0, 1)
+    plan = plan_dub(video, audio, identity, out, profile, params_path, name, overrides, track_select)
     st, basis = plan.st, plan.basis
     timings["check"] = time.perf_counter() - t_start
 
+    stage("prepare", 0, 1)
     t0 = time.perf_counter()
     folder, info = prepare_cached(plan.video, plan.prep_cfg, basis, Path(st["cache_dir"]), plan.has_audio,
                                   int(st["max_frames"]))
     timings["prepare"] = time.perf_counter() - t0
     ckpt_path, style_path, name = plan.checkpoint["path"], None, plan.name
     if plan.adapting:
+        stage("adapt", 0, 1)
         t0 = time.perf_counter()
         ckpt_path, style_path = adapt_now(folder, info, Path(st["prior"]), st, st["profile"], plan.params, plan.a2e,
                                           basis, progress)
@@ -248,6 +280,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     cache = load_cache(folder)
     timings["load"] = time.perf_counter() - t0
 
+    stage("audio2expr", 0, 1)
     t0 = time.perf_counter()
     timeline = frame_timeline(len(cache["track"]["valid"]), audio_frames(plan.audio, SAMPLE_RATE, FPS), st["shorter"])
     n = len(timeline)
@@ -262,9 +295,13 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     dubber = ChunkDubber(state, name, cache, basis, timeline, expr_dub, mel_windows, st, plan.prep_cfg["raster"], timings)
     source = FrameSource(plan.video, timeline, FPS, tmp_dir=folder.parent.parent)
     bar = progress_bar(total=n, desc="dub") if progress else None
+    frames = dubber.frames(source, bar)
+    if on_progress is not None or cancel is not None:
+        frames = _watched(frames, n, stage)
+    stage("render", 0, n)
     t0 = time.perf_counter()
     try:
-        write_video(plan.out, dubber.frames(source, bar), FPS, audio=new_audio, sample_rate=SAMPLE_RATE,
+        write_video(plan.out, frames, FPS, audio=new_audio, sample_rate=SAMPLE_RATE,
                     crf=int(st["crf"]), preset=st["preset"])
     finally:
         source.close()
@@ -276,6 +313,14 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
                      duration_s=len(new_audio) / SAMPLE_RATE, identity=name, checkpoint=Path(ckpt_path),
                      style=str(style_path) if style_path else None, timeline=timeline, valid=dubber.valid,
                      expr_audio=expr_audio, expr_dub=expr_dub, blend=blend, timings=dict(timings), **dubber.stats)
+
+
+def _watched(frames: Iterable[np.ndarray], n: int, stage: Callable[[str, int, int], None]) -> Iterator[np.ndarray]:
+    """``frames`` with ``stage("render", k, n)`` before output frame k (cancel check + progress) and after the last."""
+    for k, frame in enumerate(frames):
+        stage("render", k, n)
+        yield frame
+    stage("render", n, n)
 
 
 def main(argv: list[str] | None = None) -> int:

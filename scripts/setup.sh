@@ -30,6 +30,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | quiet
   echo "$want" > "$stamp"
 fi
+# Headless Chromium + chromedriver from Debian's packages for the studio's browser test
+# (tests/smoke/test_studio_smoke.py, which skips with the reason where they are absent): installed
+# with apt-get when running as root and missing; never fails the setup. DEAD_NO_BROWSER=1 skips it.
+have_browser() { command -v chromedriver >/dev/null 2>&1 && { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; }
+if [ -z "${DEAD_NO_BROWSER:-}" ] && ! have_browser; then
+  apt_browser() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { apt_browser || { apt-get update -q >/dev/null 2>&1 && apt_browser; }; }; then
+    echo "installed chromium + chromium-driver (the studio's browser test)"
+  else
+    echo "note: chromium/chromedriver not installed (needs root + apt-get: apt-get install chromium chromium-driver);" \
+         "the studio's browser test will skip" >&2
+  fi
+fi
 .venv/bin/python - <<'PY'
 import torch, pytorch3d
 from pytorch3d import _C  # noqa: F401  compiled rasteriser must load

@@ -1,0 +1,377 @@
+"""The dubbing studio (deadlib.studio, notebook 07) on the smoke profile: driven headlessly through its
+callbacks (check, dub, cancel, a video without a face, a video with two faces), then like a person
+would, in JupyterLab with headless Chromium (Selenium): open the notebook, run all, pick a video
+and an audio, press Dub, wait for the players, take a screenshot.
+
+The world is a tiny version of test_dub_smoke.py's (2 prior + 1 held-out synthetic identity, 6 s at
+128 px, prepared on the smoke profile, the audio-to-expression stage, an actor renderer laid out as a
+study cell ``models/adapt/synth_h00`` and a 4-step prior), with a renderer trained only 30 steps:
+these tests check the front end, not the dub's quality (test_dub_smoke.py does that).
+
+The browser test skips (with the reason) only when chromium, chromedriver or selenium are absent;
+``scripts/setup.sh`` installs Debian's ``chromium`` + ``chromium-driver`` when run as root. Set
+``DEAD_STUDIO_SCREENSHOT=docs/studio.png`` to also copy its screenshot there (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from deadlib.a2e_stage import a2e_settings, run_stage
+from deadlib.dataset import WindowDataset
+from deadlib.dub import dub
+from deadlib.prior import prior_config
+from deadlib.studio import ADAPT_NOW, Studio
+from deadlib.synth import SynthSettings, generate_corpus
+from deadlib.train import TrainConfig, train
+from deadlib.video import probe_video, read_audio, read_video, write_video
+
+SR, FPS = 16000, 25
+ACTOR_STEPS = 30
+BROWSER_TIMEOUT_S = 600  # the whole browser test (server start, kernel, dub) must end within this
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quiet_and_one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, repo_root) -> dict:
+    root = tmp_path_factory.mktemp("studio")
+    raw, cache = root / "raw", root / "prepared"
+    generate_corpus(raw, SynthSettings(n_prior=2, n_heldout=1, duration_s=6.0, size=128, workers=1))
+    done = subprocess.run([sys.executable, "-m", "deadlib.prepare", "--profile", "smoke", "--raw", str(raw),
+                           "--out", str(cache), "--metrics", str(root / "prepare.json")],
+                          capture_output=True, text=True, timeout=1200, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_stage(a2e_settings("smoke"), cache, root / "a2e", root / "a2e.json", progress=False)
+    base = prior_config("smoke").to_dict()
+    base.update(lambda_vgg=0.0, lambda_adv=0.0, log_every=100, eval_every=1000, ckpt_every=1000, device="cpu")
+    prior = ["synth_p00", "synth_p01"]
+    actor = root / "models" / "adapt" / "synth_h00"
+    for out, names, steps in ((actor, prior + ["synth_h00"], ACTOR_STEPS), (root / "prior", prior, 4)):
+        cfg = TrainConfig.from_dict({**base, "steps": steps})
+        data = WindowDataset(cache, names, "train", window=cfg.renderer.window, n_refs=cfg.renderer.n_refs)
+        train(cfg, data, None, out, resume=False, progress=False, identities=names)
+    overrides = {"a2e": str(root / "a2e" / "audio2expr.pt"), "basis": str(cache / "expr_basis.npz"),
+                 "cache_dir": str(root / "dub_cache"), "prior": str(root / "prior" / "checkpoint.pt"),
+                 "prior_cache": str(cache)}
+    return {"root": root, "raw": raw, "actor": actor, "models": root / "models", "overrides": overrides}
+
+
+def make_studio(world, out_dir: Path, roots=None) -> Studio:
+    return Studio(profile="smoke", roots=roots or [world["raw"]], models_root=world["models"], out_dir=out_dir,
+                  overrides=world["overrides"])
+
+
+def run(studio: Studio, start) -> str:
+    assert start(), studio.message.value
+    assert studio.wait(900), "studio job did not end"
+    return studio.message.value
+
+
+def test_check_then_dub_with_a_study_cell(world, tmp_path):
+    studio = make_studio(world, tmp_path / "out")
+    assert studio.video_file() == world["raw"] / "synth_h00.mp4"
+    assert studio.audio_file() == world["raw"] / "synth_p00.mp4"  # no .wav listed: another video's sound
+    assert studio.identity.value == str(world["actor"]) and studio.adapt_frames.disabled
+
+    msg = run(studio, studio.start_check)
+    assert "check done" in msg, getattr(studio, "last_traceback", msg)
+    check = studio.check_result
+    assert check.no_face_frames == 0 and check.frames == 150 and not check.several_faces
+    assert studio.face.layout.display == "none"  # one face: no choice offered
+    image = cv2.imdecode(np.frombuffer(studio.check_image.value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert image.shape == (128, 128, 3)
+    assert ((image == (0, 230, 0)).all(-1)).sum() > 100  # the green face box is drawn
+    assert "0 without a face" in studio.check_info.value
+
+    msg = run(studio, studio.start_dub)
+    assert "written" in msg, getattr(studio, "last_traceback", msg)
+    out = tmp_path / "out" / "synth_h00__synth_p00.mp4"
+    assert studio.result.out == out and out.is_file() and not list(out.parent.glob(".*partial*"))
+    info = probe_video(out)
+    assert info.codec == "h264" and info.has_audio
+    assert studio.result.cache_folder == check.folder  # the dub reused the checked preparation
+    assert studio.stages_seen == ["check", "prepare", "audio2expr", "render"]
+    assert studio.bar.value == studio.bar.max
+    assert studio.player.value.count("<video") == 2 and 'class="dead-studio-dubbed"' in studio.player.value
+    assert "download" in studio.link.value and str(out) in studio.link.value
+    assert studio.result_box.layout.display is None and studio.plot.value[:4] == b"\x89PNG"
+    assert set(studio.sync) >= {"mouth_open_r_new", "mouth_open_r_own", "dark_out_r_new"}
+    assert studio.sync["mouth_open_r_new"] > studio.sync["mouth_open_r_own"]  # the dub follows the new audio
+    assert studio.frame.max == studio.result.n_frames - 1 and studio.compare.value[:4] == b"\x89PNG"
+    before = studio.compare.value
+    studio.split.value = 0.9
+    assert studio.compare.value != before  # the before/after wipe moves
+
+
+def test_cancel_leaves_no_file_and_the_next_run_works(world, tmp_path):
+    studio = make_studio(world, tmp_path / "out")
+    studio.shorter.value, studio.postprocess.value = "pad", False
+    seen = []
+    show = studio._on_progress
+
+    def press_cancel_mid_render(stage, done, total):
+        show(stage, done, total)
+        seen.append((stage, done))
+        if stage == "render" and done == 40:
+            studio.cancel()
+
+    studio._on_progress = press_cancel_mid_render
+    msg = run(studio, studio.start_dub)
+    out = Path(studio.out.value)
+    assert "cancelled" in msg and ("render", 40) in seen and ("render", 41) not in seen
+    assert not out.exists() and not [p for p in out.parent.iterdir() if "partial" in p.name]
+    assert studio.result is None and studio.result_box.layout.display == "none"
+
+    studio._on_progress = show
+    msg = run(studio, studio.start_dub)
+    assert "written" in msg and out.is_file() and studio.runs_started == 2
+
+
+def test_adapt_now_reports_its_stage_and_takes_the_slider(world, tmp_path):
+    studio = make_studio(world, tmp_path / "out")
+    studio.identity.value = ADAPT_NOW
+    assert not studio.adapt_frames.disabled
+    studio.adapt_frames.value = 25
+    msg = run(studio, studio.start_dub)
+    assert "written" in msg, getattr(studio, "last_traceback", msg)
+    assert studio.stages_seen == ["check", "prepare", "adapt", "audio2expr", "render"]
+    assert studio.result.checkpoint.parent.name.startswith("adapt_n25_")  # the slider's frame count was used
+    assert studio.result.identity.startswith("dub_") and studio.result.out.is_file()
+
+
+def test_progress_and_cancel_hooks_leave_the_dub_bytes_unchanged(world, tmp_path):
+    """dub's on_progress / cancel hooks (what the studio passes) change nothing in the output file."""
+    args = (world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p01.mp4", world["actor"])
+    plain = dub(*args, tmp_path / "plain.mp4", profile="smoke", progress=False, overrides=world["overrides"])
+    calls = []
+    hooked = dub(*args, tmp_path / "hooked.mp4", profile="smoke", progress=False, overrides=world["overrides"],
+                 track_select="largest", on_progress=lambda *a: calls.append(a), cancel=lambda: False)
+    assert (tmp_path / "plain.mp4").read_bytes() == (tmp_path / "hooked.mp4").read_bytes()
+    assert hooked.cache_folder == plain.cache_folder  # 'largest' is the default selection: same cache key
+    assert calls[0] == ("check", 0, 1) and calls[-1] == ("render", plain.n_frames, plain.n_frames)
+    assert [c[1] for c in calls if c[0] == "render"] == [0] + list(range(plain.n_frames + 1))  # start, each frame, end
+
+
+def test_video_without_a_face_gives_one_line_message(world, tmp_path):
+    blank = np.full((50, 128, 128, 3), 90, np.uint8)
+    write_video(tmp_path / "noface.mp4", blank, FPS, audio=read_audio(world["raw"] / "synth_h00.mp4", SR)[: 2 * SR],
+                sample_rate=SR)
+    studio = make_studio(world, tmp_path / "out")
+    studio.video_path.value = str(tmp_path / "noface.mp4")
+    msg = run(studio, studio.start_check)
+    assert "dead-studio-error" in msg and "noface.mp4" in msg and "face" in msg and "Traceback" not in msg
+    msg = run(studio, studio.start_dub)
+    assert "dead-studio-error" in msg and "face" in msg and not list((tmp_path / "out").glob("*.mp4"))
+
+
+def two_face_video(world, path: Path) -> None:
+    """2 s, 272 × 128: synth_h00 at full size on the left (centre x ≈ 64), synth_p01 at 104 px right of
+    the frame centre (x ≈ 188; frame centre 136): largest = the left face, central = the right one.
+    (MediaPipe's detector misses faces much below ~100 px in such a frame.)"""
+    left, _ = read_video(world["raw"] / "synth_h00.mp4", max_frames=50)
+    right, _ = read_video(world["raw"] / "synth_p01.mp4", max_frames=50)
+    frames = np.full((50, 128, 272, 3), 40, np.uint8)
+    frames[:, :, :128] = left
+    frames[:, 12:116, 136:240] = [cv2.resize(f, (104, 104), interpolation=cv2.INTER_AREA) for f in right]
+    write_video(path, frames, FPS, audio=read_audio(world["raw"] / "synth_h00.mp4", SR)[: 2 * SR], sample_rate=SR)
+
+
+def green_box_centre_x(studio: Studio) -> float:
+    image = cv2.imdecode(np.frombuffer(studio.check_image.value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    xs = np.flatnonzero((image == (0, 230, 0)).all(-1).any(0))
+    return float(xs.mean())
+
+
+def test_two_face_video_offers_a_choice_passed_to_tracking(world, tmp_path):
+    two_face_video(world, tmp_path / "two.mp4")
+    studio = make_studio(world, tmp_path / "out")
+    studio.video_path.value = str(tmp_path / "two.mp4")
+    studio.face.value = "largest"
+    msg = run(studio, studio.start_check)
+    assert "check done" in msg, getattr(studio, "last_traceback", msg)
+    assert studio.check_result.several_faces and studio.face.layout.display is None  # the choice is offered
+    assert "faces seen" in studio.check_info.value
+    image = cv2.imdecode(np.frombuffer(studio.check_image.value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert ((image == (160, 160, 160)).all(-1)).sum() > 50  # the other face's box (grey)
+    largest = studio.check_result.folder
+    assert green_box_centre_x(studio) < 136
+
+    studio.face.value = "central"  # choosing re-runs the check with prepare.track.select = central
+    assert studio.wait(900)
+    assert "check done" in studio.message.value, getattr(studio, "last_traceback", studio.message.value)
+    assert studio.check_result.folder != largest and green_box_centre_x(studio) > 136
+    msg = run(studio, studio.start_dub)  # ... and the dub tracks the same face
+    assert "written" in msg, getattr(studio, "last_traceback", msg)
+    assert studio.result.cache_folder == studio.check_result.folder
+
+
+# ----------------------------------------------------------------------------- in a real browser
+
+
+def browser_tools() -> tuple[str, str]:
+    pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements/lock.txt)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("headless Chromium not found (apt-get install chromium chromium-driver; scripts/setup.sh does it "
+                    f"as root): chromium={chromium}, chromedriver={driver}")
+    return chromium, driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(root: Path, port: int, token: str, logs: Path) -> subprocess.Popen:
+    """JupyterLab on 127.0.0.1:port serving ``root``, with its config/runtime/settings in ``logs``."""
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(logs / "config"), "JUPYTER_RUNTIME_DIR": str(logs / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(logs / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(logs / "workspaces"),
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "DEAD_PROGRESS": "off", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True",
+           "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabServerApp.workspaces_dir=" + str(logs / "ws")]
+    return subprocess.Popen(cmd, env=env, stdout=open(logs / "lab.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server started here (its own process group: the server and its kernels)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_studio_in_jupyterlab_with_headless_chromium(world, tmp_path, repo_root):
+    chromium, chromedriver = browser_tools()
+    import nbformat
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    deadline = time.monotonic() + BROWSER_TIMEOUT_S
+    left = lambda: max(5.0, deadline - time.monotonic())  # noqa: E731
+    served, logs, out_dir = tmp_path / "lab", tmp_path / "logs", tmp_path / "out"
+    served.mkdir(), logs.mkdir()
+    nb = nbformat.read(repo_root / "notebooks" / "07_studio.ipynb", as_version=4)
+    values = dict(profile="smoke", params_path=str(repo_root / "params.yaml"), media_roots=[str(world["raw"])],
+                  models_root=str(world["models"]), out_dir=str(out_dir), overrides=world["overrides"])
+    at = next(k for k, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell("".join(f"{k} = {v!r}\n" for k, v in values.items())))
+    nbformat.write(nb, served / "07_studio.ipynb")
+    port, token = free_port(), "dead-studio-test-token"
+    server = start_lab(served, port, token, logs)
+    driver = None
+    try:
+        for _ in range(240):  # the server answers within a minute even on a busy machine
+            if server.poll() is not None:
+                pytest.fail(f"jupyter lab exited: {(logs / 'lab.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("jupyter lab did not answer in 2 minutes")
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = chromium
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,2200",
+                    "--disable-gpu", "--no-first-run", f"--user-data-dir={logs / 'chromium'}"):
+            opts.add_argument(arg)
+        driver = webdriver.Chrome(service=Service(chromedriver, log_output=str(logs / "chromedriver.log")), options=opts)
+        driver.set_page_load_timeout(120)
+        driver.get(f"http://127.0.0.1:{port}/lab/tree/07_studio.ipynb?token={token}")
+        wait = lambda secs: WebDriverWait(driver, min(secs, left()), poll_frequency=0.5)  # noqa: E731
+
+        def click_menu(menu: str, item: str) -> None:
+            wait(60).until(lambda d: d.find_element(By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and "
+                                                              f"text()='{menu}']")).click()
+            wait(30).until(lambda d: d.find_element(By.XPATH, f"//div[contains(@class,'lm-Menu-itemLabel') and "
+                                                              f"text()='{item}']")).click()
+
+        wait(120).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"))
+        try:  # JupyterLab may ask which kernel to start: the notebook's own (python3)
+            WebDriverWait(driver, 20).until(lambda d: d.find_element(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept")).click()
+        except TimeoutException:
+            pass
+        click_menu("Run", "Run All Cells")
+        studio = wait(300).until(lambda d: d.find_element(By.CSS_SELECTOR, ".dead-studio"))
+
+        def dropdown(label: str) -> Select:
+            return Select(studio.find_element(By.XPATH, f".//div[contains(@class,'widget-dropdown')][label[text()='{label}']]//select"))
+
+        wait(60).until(lambda d: len(dropdown("video").options) >= 3)
+        dropdown("video").select_by_visible_text("raw/synth_h00.mp4")
+        dropdown("audio").select_by_visible_text("raw/synth_p01.mp4")
+        wait(30).until(lambda d: "synth_h00__synth_p01.mp4" in studio.find_element(
+            By.XPATH, ".//div[contains(@class,'widget-text')][label[text()='output']]//input").get_attribute("value"))
+        assert dropdown("profile").first_selected_option.text == "smoke"
+        assert dropdown("identity").first_selected_option.get_attribute("value") is not None
+        studio.find_element(By.XPATH, ".//button[normalize-space()='Dub']").click()
+        try:
+            wait(BROWSER_TIMEOUT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".dead-studio .dead-studio-output")
+                                          or d.find_elements(By.CSS_SELECTOR, ".dead-studio .dead-studio-error"))
+        except TimeoutException:
+            pytest.fail(f"no result in the page: {studio.text[-500:]}")
+        errors = driver.find_elements(By.CSS_SELECTOR, ".dead-studio .dead-studio-error")
+        assert not errors, errors[0].text
+        out = out_dir / "synth_h00__synth_p01.mp4"
+        assert out.is_file() and probe_video(out).has_audio
+        players = driver.find_elements(By.CSS_SELECTOR, ".dead-studio-player video")
+        assert [p.get_attribute("class") for p in players] == ["dead-studio-original", "dead-studio-dubbed"]
+        assert all(p.get_attribute("src").startswith("data:video/mp4;base64,") for p in players)
+        link = driver.find_element(By.CSS_SELECTOR, ".dead-studio a[download]")
+        assert link.get_attribute("download") == out.name
+        assert str(out) in driver.find_element(By.CSS_SELECTOR, ".dead-studio-output").text
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+            "return arguments[0].readyState", players[1]) >= 1)  # Chromium decoded the dub's header (H.264/AAC)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", studio)
+        time.sleep(1)  # let the images paint before the screenshot
+        shot = tmp_path / "studio.png"
+        assert studio.screenshot(str(shot)) and shot.stat().st_size > 10_000
+        if os.environ.get("DEAD_STUDIO_SCREENSHOT"):
+            shutil.copyfile(shot, os.environ["DEAD_STUDIO_SCREENSHOT"])
+        print(f"screenshot: {shot}")
+    except Exception:
+        if driver is not None:  # what the browser showed, for the failure report
+            driver.save_screenshot(str(tmp_path / "failure.png"))
+            outputs = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")]
+            print(f"screenshot: {tmp_path / 'failure.png'}; cell outputs: {outputs}")
+        print((logs / "lab.log").read_text()[-3000:])
+        raise
+    finally:
+        if driver is not None:
+            driver.quit()
+        stop(server)
+    assert server.poll() is not None

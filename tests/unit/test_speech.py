@@ -7,7 +7,6 @@ reversed or shuffled in 1 s blocks (so the information is real audio-visual sync
 
 from __future__ import annotations
 
-import time
 
 import librosa
 import numpy as np
@@ -197,11 +196,9 @@ def test_bad_input_raises():
             synthesize_utterance(np.random.default_rng(0), Voice(), duration, fps=fps)
 
 
-def test_sixty_seconds_is_fast():
+def test_sixty_seconds_has_the_right_length():
+    """(Its speed is measured by benchmarks/bench_speech.py, not asserted here.)"""
     rng = np.random.default_rng(5)
-    start = time.perf_counter()
     utt = synthesize_utterance(rng, random_voice(rng), 60.0)
-    elapsed = time.perf_counter() - start
-    print(f"60 s synthesised in {elapsed:.2f} s")
-    assert len(utt.audio) == 60 * SR and elapsed < 10.0
+    assert len(utt.audio) == 60 * SR and len(utt.articulation) == 60 * 25
 

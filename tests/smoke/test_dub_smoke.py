@@ -28,15 +28,13 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.a2e_stage import a2e_settings, load_style, run_stage
+from deadlib.a2e_stage import load_style
 from deadlib.audio import speech_energy
-from deadlib.dataset import WindowDataset, load_cache
+from deadlib.dataset import load_cache
 from deadlib.dub import DubResult, dub
 from deadlib.dub import main as dub_main
 from deadlib.dub_render import mouth_darkness
-from deadlib.prior import prior_config
-from deadlib.synth import SynthSettings, generate_corpus
-from deadlib.train import TrainConfig, load_checkpoint, train
+from deadlib.train import load_checkpoint
 from deadlib.video import probe_video, read_audio, read_video, write_audio, write_video
 
 SR, FPS = 16000, 25
@@ -57,30 +55,11 @@ def quiet_and_one_thread():
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, repo_root) -> dict:
+def world(tmp_path_factory, dub_world_builder) -> dict:
     """Corpus, prepared cache, audio2expr model (+ the held-out style layer), an actor checkpoint
     (renderer trained a few steps on p00, p01 and the held-out h00) and a prior without h00."""
     root = tmp_path_factory.mktemp("dub")
-    raw, cache = root / "raw", root / "prepared"
-    generate_corpus(raw, SynthSettings(n_prior=2, n_heldout=1, duration_s=6.0, size=128, workers=1))
-    done = subprocess.run([sys.executable, "-m", "deadlib.prepare", "--profile", "smoke", "--raw", str(raw),
-                           "--out", str(cache), "--metrics", str(root / "prepare.json")],
-                          capture_output=True, text=True, timeout=1200, cwd=repo_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    a2e = run_stage(a2e_settings("smoke"), cache, root / "a2e", root / "a2e.json", progress=False)
-    base = prior_config("smoke").to_dict()
-    base.update(lambda_vgg=0.0, lambda_adv=0.0, log_every=100, eval_every=1000, ckpt_every=1000, device="cpu")
-    ckpts = {}
-    prior = ["synth_p00", "synth_p01"]
-    for label, names, steps in (("actor", prior + ["synth_h00"], ACTOR_STEPS), ("prior", prior, 4)):
-        cfg = TrainConfig.from_dict({**base, "steps": steps})
-        data = WindowDataset(cache, names, "train", window=cfg.renderer.window, n_refs=cfg.renderer.n_refs)
-        train(cfg, data, None, root / label, resume=False, progress=False, identities=names)
-        ckpts[label] = root / label
-    overrides = {"a2e": str(root / "a2e" / "audio2expr.pt"), "basis": str(cache / "expr_basis.npz"),
-                 "cache_dir": str(root / "dub_cache"), "prior": str(root / "prior" / "checkpoint.pt"),
-                 "prior_cache": str(cache)}
-    return {"root": root, "raw": raw, "cache": cache, "a2e": a2e, "overrides": overrides, **ckpts}
+    return dub_world_builder(root, root / "actor", ACTOR_STEPS)
 
 
 def corr(a: np.ndarray, b: np.ndarray) -> float:

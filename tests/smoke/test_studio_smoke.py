@@ -31,13 +31,8 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.a2e_stage import a2e_settings, run_stage
-from deadlib.dataset import WindowDataset
 from deadlib.dub import dub
-from deadlib.prior import prior_config
 from deadlib.studio import ADAPT_NOW, Studio
-from deadlib.synth import SynthSettings, generate_corpus
-from deadlib.train import TrainConfig, train
 from deadlib.video import probe_video, read_audio, read_video, write_video
 
 SR, FPS = 16000, 25
@@ -56,27 +51,10 @@ def quiet_and_one_thread():
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, repo_root) -> dict:
+def world(tmp_path_factory, dub_world_builder) -> dict:
     root = tmp_path_factory.mktemp("studio")
-    raw, cache = root / "raw", root / "prepared"
-    generate_corpus(raw, SynthSettings(n_prior=2, n_heldout=1, duration_s=6.0, size=128, workers=1))
-    done = subprocess.run([sys.executable, "-m", "deadlib.prepare", "--profile", "smoke", "--raw", str(raw),
-                           "--out", str(cache), "--metrics", str(root / "prepare.json")],
-                          capture_output=True, text=True, timeout=1200, cwd=repo_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_stage(a2e_settings("smoke"), cache, root / "a2e", root / "a2e.json", progress=False)
-    base = prior_config("smoke").to_dict()
-    base.update(lambda_vgg=0.0, lambda_adv=0.0, log_every=100, eval_every=1000, ckpt_every=1000, device="cpu")
-    prior = ["synth_p00", "synth_p01"]
-    actor = root / "models" / "adapt" / "synth_h00"
-    for out, names, steps in ((actor, prior + ["synth_h00"], ACTOR_STEPS), (root / "prior", prior, 4)):
-        cfg = TrainConfig.from_dict({**base, "steps": steps})
-        data = WindowDataset(cache, names, "train", window=cfg.renderer.window, n_refs=cfg.renderer.n_refs)
-        train(cfg, data, None, out, resume=False, progress=False, identities=names)
-    overrides = {"a2e": str(root / "a2e" / "audio2expr.pt"), "basis": str(cache / "expr_basis.npz"),
-                 "cache_dir": str(root / "dub_cache"), "prior": str(root / "prior" / "checkpoint.pt"),
-                 "prior_cache": str(cache)}
-    return {"root": root, "raw": raw, "actor": actor, "models": root / "models", "overrides": overrides}
+    built = dub_world_builder(root, root / "models" / "adapt" / "synth_h00", ACTOR_STEPS)
+    return {**built, "models": root / "models"}
 
 
 def make_studio(world, out_dir: Path, roots=None) -> Studio:

@@ -41,18 +41,24 @@ def _source(path: str) -> str:
     return f"_Generated from `{path}` by `python -m deadlib.readme_tables`._\n"
 
 
-def flat_table(path: Path, label: str) -> str:
-    """A flat metrics JSON as a two-column table, every key in file order."""
+def flat_table(root: Path, label: str) -> str:
+    """The flat metrics JSON ``root/label`` as a two-column table, every key in file order."""
+    path = root / label
     if not path.is_file():
         return f"_`{label}` does not exist yet: run its DVC stage (`dvc repro`)._\n"
     metrics = json.loads(path.read_text())
     return markdown_table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()]) + "\n" + _source(label)
 
 
+def _study_cells(root: Path) -> tuple[dict, list[dict]]:
+    """(params' study section, the committed cells of its identities)."""
+    study = load_params(root / "params.yaml")["study"]
+    return study, [r for r in load_cells(root / "metrics" / "adapt") if r["identity"] in study["identities"]]
+
+
 def study_tables(root: Path) -> str:
     """Size study: one row per (metric, method), one column per N; every metric the harness computes."""
-    study = load_params(root / "params.yaml")["study"]
-    rows = [r for r in load_cells(root / "metrics" / "adapt") if r["identity"] in study["identities"]]
+    study, rows = _study_cells(root)
     summary = summarise(rows, CURVE_METRICS)
     sizes = sorted({int(r["n_frames"]) for r in rows if r["label"] in ("Baseline", "Ours")})
     table = []
@@ -66,8 +72,7 @@ def study_tables(root: Path) -> str:
 
 
 def ablation_block(root: Path) -> str:
-    study = load_params(root / "params.yaml")["study"]
-    rows = [r for r in load_cells(root / "metrics" / "adapt") if r["identity"] in study["identities"]]
+    study, rows = _study_cells(root)
     metrics = ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lmd_mouth_px", "frame_psnr", "frame_ssim",
                "sync_conf_deadlib", "fid", "frame_fid", "fvd")
     header, table = ablation_table(summarise(rows, metrics), int(study["ablation_size"]), metrics)
@@ -81,13 +86,13 @@ def style_block(root: Path) -> str:
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
-    "prepare": lambda root: flat_table(root / "metrics" / "prepare.json", "metrics/prepare.json"),
-    "train_prior": lambda root: flat_table(root / "metrics" / "train_prior.json", "metrics/train_prior.json"),
+    "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
+    "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
     "study": study_tables,
     "ablation": ablation_block,
-    "audio2expr": lambda root: flat_table(root / "metrics" / "train_audio2expr.json", "metrics/train_audio2expr.json"),
+    "audio2expr": lambda root: flat_table(root, "metrics/train_audio2expr.json"),
     "style": style_block,
-    "dub": lambda root: flat_table(root / "metrics" / "dub.json", "metrics/dub.json"),
+    "dub": lambda root: flat_table(root, "metrics/dub.json"),
 }
 
 

@@ -33,18 +33,17 @@ import numpy as np
 from . import face3d
 from .blend import METHODS
 from .config import ConfigError, load_params
-from .dub import ADAPT_NOW, DubCancelled, DubError, DubInputError, dub, dub_prepare_config, dub_settings
+from .corpus_report import VIDEO_SUFFIXES
+from .dub import ADAPT_NOW, FPS, DubCancelled, DubError, DubInputError, dub, dub_prepare_config, dub_settings
 from .dub_inputs import DubCheckpointError, check_video, load_new_audio
 from .dub_prepare import prepare_cached
 from .track import SELECT_POLICIES, face_boxes
 
 REPO = Path(__file__).resolve().parents[1]
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpg", ".webm")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg")
 STAGES = ("check", "prepare", "adapt", "audio2expr", "render")
 PATH_KEYS = ("a2e", "basis", "prior", "prior_cache", "cache_dir")  # dub settings that are paths
 EMBED_LIMIT = 40 << 20  # larger videos are linked by path, not embedded in the page
-FPS = 25
 
 
 # ----------------------------------------------------------------------------- pure helpers

@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-
 BIN = Path(sys.executable).parent
 STAGES = ("corpus_report", "prepare")
 # Data outputs compared byte for byte with origin's dvc.lock. Executed notebooks (reports/*.ipynb)
@@ -51,12 +49,12 @@ def locked_outs(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory) -> Path:
+def origin(tmp_path_factory, repo_root) -> Path:
     """A clone of this repo whose data.dvc records a tiny corpus and whose first stages ran."""
-    if not (REPO / ".git").exists():
+    if not (repo_root / ".git").exists():
         pytest.skip("not a git checkout: the fresh-clone replay needs `git clone`")
     root = tmp_path_factory.mktemp("origin") / "repo"
-    git("clone", "--quiet", "--no-hardlinks", REPO, root, cwd=root.parent)
+    git("clone", "--quiet", "--no-hardlinks", repo_root, root, cwd=root.parent)
     git("config", "user.email", "ci@example.invalid", cwd=root)
     git("config", "user.name", "ci", cwd=root)
     params = yaml.safe_load((root / "params.yaml").read_text())

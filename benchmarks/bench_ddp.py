@@ -28,9 +28,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import renderer_config  # noqa: E402
 
-from deadlib.distributed import barrier, init_distributed, make_data_parallel, shutdown_distributed  # noqa: E402
-from deadlib.testing import SyntheticWindows  # noqa: E402
-from deadlib.train import TrainConfig, TrainState, iterate_batches, train_step  # noqa: E402
+from deadlib.data.synthetic_windows import SyntheticWindows  # noqa: E402
+from deadlib.train.distributed import (  # noqa: E402
+    barrier,
+    init_distributed,
+    make_data_parallel,
+    shutdown_distributed,
+)
+from deadlib.train.loop import (  # noqa: E402
+    TrainConfig,
+    TrainState,
+    iterate_batches,
+    train_step,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "BENCH_DDP "

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
-from deadlib.a2e_stage import a2e_settings, build_model, save_a2e
-from deadlib.checkpoint import TrainConfig, TrainState
-from deadlib.config import stage_config
-from deadlib.dub import dub
-from deadlib.face3d import ExpressionBasis
-from deadlib.renderer import RendererConfig
-from deadlib.synth import SynthSettings, generate_corpus
+from deadlib.core.config import stage_config
+from deadlib.data.face3d import ExpressionBasis
+from deadlib.dub.dubbing import dub
+from deadlib.model.renderer import RendererConfig
+from deadlib.synth.generate import SynthSettings, generate_corpus
+from deadlib.train.audio2expr_stage import a2e_settings, build_model, save_a2e
+from deadlib.train.checkpoint import TrainConfig, TrainState
 
 STAGES = ("audio2expr", "rasterise", "render", "blend", "decode", "encode")
 
@@ -41,7 +41,7 @@ def build(root: Path, profile: str, seconds: float, size: int) -> dict:
     raw, cache = root / "raw", root / "prepared"
     t = time.perf_counter()
     generate_corpus(raw, SynthSettings(n_prior=1, n_heldout=1, duration_s=seconds, size=size, workers=1))
-    subprocess.run([sys.executable, "-m", "deadlib.prepare", "--profile", profile, "--raw", str(raw), "--out", str(cache),
+    subprocess.run([sys.executable, "-m", "deadlib.data.prepare", "--profile", profile, "--raw", str(raw), "--out", str(cache),
                     "--metrics", str(root / "prepare.json")], check=True, capture_output=True)
     basis = ExpressionBasis.load(cache / "expr_basis.npz")
     save_a2e(root / "a2e" / "audio2expr.pt", build_model(a2e_settings(profile), basis.n_expr).eval(), basis)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_prepare.py                      # ../shared/clips, else synthetic
     .venv/bin/python benchmarks/bench_prepare.py --raw data/raw/synthetic --workers 1 2
 
-Runs ``deadlib.prepare.prepare_corpus`` at the default resolution (128) for each worker count
+Runs ``deadlib.data.prepare.prepare_corpus`` at the default resolution (128) for each worker count
 and prints a table: wall-clock frames/s end to end, and per step (decode, track, fit, crop,
 rasterise, mel, write, checks) the seconds spent summed over videos (in the worker processes)
 and that step's own frames/s, plus frames per CPU-second (robust to other processes sharing the
@@ -30,7 +30,7 @@ def corpus(raw: str | None, scratch: Path) -> Path:
         return Path(raw)
     if SHARED_CLIPS.is_dir() and any(SHARED_CLIPS.glob("*.mp4")):
         return SHARED_CLIPS
-    from deadlib.synth import SynthSettings, generate_corpus
+    from deadlib.synth.generate import SynthSettings, generate_corpus
 
     print("no real clips found: rendering a synthetic corpus (3 × 8 s, 256 px) ...")
     generate_corpus(scratch / "raw", SynthSettings(n_prior=2, n_heldout=1, duration_s=8, size=256, workers=2))
@@ -45,10 +45,12 @@ def cpu_seconds() -> float:
 
 def run(raw: Path, out: Path, resolution: int, workers: int) -> tuple[float, float, dict]:
     """Prepare ``raw`` once; (wall seconds, CPU seconds, summary with per-video reports)."""
-    from deadlib.prepare import prepare_corpus
+    from deadlib.core.config import settings_with
+    from deadlib.data.prepare import prepare_corpus
 
     shutil.rmtree(out, ignore_errors=True)
-    cfg = {"resolution": resolution, "workers": workers, "test_seconds": 2}
+    cfg = settings_with("prepare", "default", {"resolution": resolution, "workers": workers, "test_seconds": 2},
+                        Path(__file__).resolve().parents[1] / "params.yaml")
     start, cpu = time.perf_counter(), cpu_seconds()
     summary = prepare_corpus(cfg, raw, out, n_heldout=1)
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu

@@ -1,4 +1,4 @@
-"""Speed of the embedded corpus' speech synthesiser (deadlib.speech): real-time factor.
+"""Speed of the embedded corpus' speech synthesiser (deadlib.synth.speech): real-time factor.
 
 Prints the machine, the seconds to synthesise ``--seconds`` of speech (voice + articulators +
 formant audio) and the ratio of audio duration to compute time (x real time; > 1 = faster than
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deadlib.speech import random_voice, synthesize_utterance
+from deadlib.synth.speech import random_voice, synthesize_utterance
 
 
 def main() -> None:

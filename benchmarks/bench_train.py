@@ -19,10 +19,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from deadlib.config import ConfigError, resolve_device, stage_config
-from deadlib.renderer import RendererConfig, count_parameters
-from deadlib.testing import SyntheticWindows
-from deadlib.train import TrainConfig, TrainState, iterate_batches, train_step
+from deadlib.core.config import ConfigError, resolve_device, stage_config
+from deadlib.data.synthetic_windows import SyntheticWindows
+from deadlib.model.renderer import RendererConfig, count_parameters
+from deadlib.train.loop import TrainConfig, TrainState, iterate_batches, train_step
 
 PRESETS = {  # RendererConfig docstring presets, used when params.yaml has no `renderer` section
     "smoke": dict(resolution=64, window=3, n_refs=1, texture_size=128, base_channels=16, max_channels=128,

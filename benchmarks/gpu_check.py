@@ -15,11 +15,11 @@ import math
 import time
 
 import torch
-
 from bench_train import renderer_config
-from deadlib.config import resolve_device
-from deadlib.testing import SyntheticWindows
-from deadlib.train import TrainConfig, TrainState, iterate_batches, train_step
+
+from deadlib.core.config import resolve_device
+from deadlib.data.synthetic_windows import SyntheticWindows
+from deadlib.train.loop import TrainConfig, TrainState, iterate_batches, train_step
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from deadlib.synth import SynthSettings, generate_corpus
+from deadlib.synth.generate import SynthSettings, generate_corpus
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 

@@ -9,11 +9,11 @@ from typing import Callable
 
 import pytest
 
-from deadlib.a2e_stage import a2e_settings, run_stage
-from deadlib.dataset import WindowDataset
-from deadlib.prior import prior_config
-from deadlib.synth import SynthSettings, generate_corpus
-from deadlib.train import TrainConfig, train
+from deadlib.data.dataset import WindowDataset
+from deadlib.synth.generate import SynthSettings, generate_corpus
+from deadlib.train.audio2expr_stage import a2e_settings, run_stage
+from deadlib.train.loop import TrainConfig, train
+from deadlib.train.prior import prior_config
 
 PRIOR_IDS = ["synth_p00", "synth_p01"]
 
@@ -25,7 +25,7 @@ def build_dub_world(root: Path, repo_root: Path, actor_dir: Path, actor_steps: i
     ``root/prior``; plus the dub ``overrides`` pointing at them."""
     raw, cache = root / "raw", root / "prepared"
     generate_corpus(raw, SynthSettings(n_prior=2, n_heldout=1, duration_s=6.0, size=128, workers=1))
-    done = subprocess.run([sys.executable, "-m", "deadlib.prepare", "--profile", "smoke", "--raw", str(raw),
+    done = subprocess.run([sys.executable, "-m", "deadlib.data.prepare", "--profile", "smoke", "--raw", str(raw),
                            "--out", str(cache), "--metrics", str(root / "prepare.json")],
                           capture_output=True, text=True, timeout=1200, cwd=repo_root)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,24 +14,24 @@ import pytest
 import torch
 import yaml
 
-from deadlib import evaluate
-from deadlib.adapt import AdaptError, adapt, adapt_config, run_cell
-from deadlib.prior import prior_config, train_prior
-from deadlib.study import aggregate
-from deadlib.study_config import cell_name, fallback_params, section, step_budget
-from deadlib.synth import SynthSettings, generate_corpus
-from deadlib.train import TrainConfig, iterate_batches, load_checkpoint
+from deadlib.core.config import stage_config
+from deadlib.eval import evaluate
+from deadlib.eval.cell import run_cell
+from deadlib.eval.study import aggregate
+from deadlib.synth.generate import SynthSettings, generate_corpus
+from deadlib.train.adapt import AdaptError, adapt, adapt_config
+from deadlib.train.loop import TrainConfig, iterate_batches, load_checkpoint
+from deadlib.train.prior import prior_config, train_prior
+from deadlib.train.study_config import cell_name, step_budget
 
 ACTOR = "synth_h00"
 
 
 @pytest.fixture(scope="session")
 def params_file(tmp_path_factory, repo_root):
-    """The repo's params.yaml plus the study sections (while it lacks them); FID/FVD weights point
-    at files that do not exist, so those metrics are null with a reason on every machine."""
+    """The repo's params.yaml with FID/FVD weights pointing at files that do not exist, so those
+    metrics are null with a reason on every machine."""
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    for key, value in fallback_params().items():
-        params.setdefault(key, value)
     folder = tmp_path_factory.mktemp("params")
     params["evaluate"] = {**params["evaluate"], "inception_weights": str(folder / "no_inception.pth"),
                           "i3d_weights": str(folder / "no_i3d.pt")}
@@ -44,7 +44,7 @@ def tiny_cache(tmp_path_factory, params_file):
     """2 prior + 1 held-out synthetic identities (6 s), prepared at the smoke profile (64 px)."""
     root = tmp_path_factory.mktemp("adapt_corpus")
     generate_corpus(root / "raw", SynthSettings(n_prior=2, n_heldout=1, duration_s=6.0, size=128, workers=1))
-    cmd = [sys.executable, "-m", "deadlib.prepare", "--profile", "smoke", "--params", str(params_file),
+    cmd = [sys.executable, "-m", "deadlib.data.prepare", "--profile", "smoke", "--params", str(params_file),
            "--raw", str(root / "raw"), "--out", str(root / "cache"), "--metrics", str(root / "prepare.json")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -94,7 +94,7 @@ def test_prior_cell_writes_finite_metrics_and_null_fid_with_reason(cells):
 
 def test_scratch_gets_the_same_step_budget(cells, params_file):
     prior, scratch = cells[cell_name("prior", ACTOR, 25)], cells[cell_name("scratch", ACTOR, 25)]
-    budget = step_budget(25, section("adapt", "smoke", params_file)["steps_by_n"])
+    budget = step_budget(25, stage_config("adapt", "smoke", params_path=params_file)["steps_by_n"])
     assert prior["metrics"]["steps"] == scratch["metrics"]["steps"] == budget
     assert scratch["metrics"]["init_prior"] == 0 and scratch["metrics"]["mixed_ratio"] == 0.0
     assert scratch["state"].bank.identities == [ACTOR]                       # the baseline sees the actor only
@@ -138,7 +138,7 @@ def test_post_processing_off_variant_and_aggregation(cells, tiny_cache, params_f
     assert off["post_processing"] == 0 and on["post_processing"] == 1
     assert off["psnr"] == pytest.approx(on["psnr"])                          # the crop is the same
     assert off["frame_psnr"] != pytest.approx(on["frame_psnr"])              # the pasted frames are not
-    study = section("study", "smoke", params_file)
+    study = stage_config("study", "smoke", params_path=params_file)
     result = aggregate(root / "metrics", tmp_path / "study", study, tmp_path / "study.json")
     assert len(result["rows"]) == 4
     assert set(result["missing"]) == {cell_name(m, ACTOR, 50) for m in ("prior", "scratch")}
@@ -171,7 +171,7 @@ def test_stage_notebooks_run(cells, tiny_cache, prior_dir, params_file, repo_roo
 def test_real_clip_prepare_adapt_evaluate(shared_clips, tiny_cache, prior_dir, params_file, tmp_path):
     """One real clip as the new actor: prepared with the corpus' expression basis (as a clip to
     dub would be), adapted from the synthetic smoke prior on its first 25 frames, evaluated."""
-    from deadlib.prepare import config_from_params, prepare_video
+    from deadlib.data.prepare import config_from_params, prepare_video
 
     clip = shared_clips / "hdtf_WDA_AlexandriaOcasioCortez_000.mp4"
     if not clip.is_file():

@@ -5,10 +5,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from deadlib.facemesh_build import detect_landmarks
-from deadlib.lipsync_probe import audio_predicts_mouth
-from deadlib.synth import SynthSettings, generate_corpus, identity_names
-from deadlib.video import probe_video, read_audio, read_video
+from deadlib.data.facemesh_build import detect_landmarks
+from deadlib.data.lipsync_probe import audio_predicts_mouth
+from deadlib.data.video import probe_video, read_audio, read_video
+from deadlib.synth.generate import SynthSettings, generate_corpus, identity_names
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 A maintainer's repo ("origin", a clone of this one with a tiny synthetic corpus recorded in
 data.dvc and the first stages reproduced and committed) is cloned again, as a newcomer would:
-no DVC cache, no data. In that clone `python -m deadlib.corpus ensure` must regenerate the corpus
+no DVC cache, no data. In that clone `python -m deadlib.synth.corpus ensure` must regenerate the corpus
 and accept it, `dvc repro` of the first stages must produce the very bytes origin recorded in
 dvc.lock, `dvc status` must be clean and a second `dvc repro` must do nothing. (Before the fix,
 ensure refused every regenerated corpus in a fresh clone: `dvc status` says "not in cache" for
@@ -61,7 +61,7 @@ def origin(tmp_path_factory, repo_root) -> Path:
     params["profile"] = "smoke"
     params["synth"] = {**params["synth"], **TINY_SYNTH}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(sys.executable, "-m", "deadlib.corpus", "generate", cwd=root)
+    run(sys.executable, "-m", "deadlib.synth.corpus", "generate", cwd=root)
     dvc("repro", "--force", *STAGES, cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "--quiet", "-m", "tiny corpus + first stages", cwd=root)
@@ -72,7 +72,7 @@ def test_newcomer_clone_reproduces_what_origin_records(origin, tmp_path):
     clone = tmp_path / "newcomer"
     git("clone", "--quiet", "--no-hardlinks", origin, clone, cwd=tmp_path)
     assert not (clone / "data" / "raw").exists() and not list((clone / ".dvc").glob("cache/*"))
-    said = run(sys.executable, "-m", "deadlib.corpus", "ensure", cwd=clone)
+    said = run(sys.executable, "-m", "deadlib.synth.corpus", "ensure", cwd=clone)
     assert "regenerated" in said and "matches data.dvc" in said, said
     assert "up to date" in dvc("status", "data.dvc", cwd=clone)
     dvc("repro", *STAGES, cwd=clone)

@@ -12,10 +12,10 @@ import papermill as pm
 import pytest
 import yaml
 
-from deadlib import face3d
-from deadlib.crop import map_points
-from deadlib.dataset import WindowDataset, load_cache
-from deadlib.synth import SynthSettings, generate_corpus
+from deadlib.data import face3d
+from deadlib.data.crop import map_points
+from deadlib.data.dataset import WindowDataset, load_cache
+from deadlib.synth.generate import SynthSettings, generate_corpus
 
 # Acceptance bounds (documented in the final report and the notebook):
 MOUTH_IN_MASK = 0.95  # share of tracked frames whose lip landmarks all lie on the mouth mask
@@ -43,7 +43,7 @@ def params(tmp_path_factory, repo_root):
 
 
 def run_cli(params, raw, out, profile, metrics):
-    cmd = [sys.executable, "-m", "deadlib.prepare", "--profile", profile, "--params", str(params),
+    cmd = [sys.executable, "-m", "deadlib.data.prepare", "--profile", profile, "--params", str(params),
            "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

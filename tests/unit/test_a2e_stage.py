@@ -1,34 +1,38 @@
-"""deadlib.a2e_stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips."""
+"""deadlib.train.audio2expr_stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips."""
 
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from deadlib.a2e_stage import (A2E_PARAMS_YAML, a2e_settings, basis_digest, build_model, clip_of, load_a2e,
-                               load_person_clips, load_style, save_a2e, save_style, valid_runs)
-from deadlib.audio import frame_mel_windows
-from deadlib.config import ConfigError
-from deadlib.face3d import ExpressionBasis
-from deadlib.style_layer import StyleLayer
+from deadlib.core.config import ConfigError
+from deadlib.data.audio import frame_mel_windows
+from deadlib.data.face3d import ExpressionBasis
+from deadlib.model.style_layer import StyleLayer
+from deadlib.train.audio2expr_stage import (
+    a2e_settings,
+    basis_digest,
+    build_model,
+    clip_of,
+    load_a2e,
+    load_person_clips,
+    load_style,
+    save_a2e,
+    save_style,
+    valid_runs,
+)
 
 
-def test_settings_fall_back_to_the_builtin_section_and_reject_unknown_keys():
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        smoke = a2e_settings("smoke", params={"profile": "default"})
-    assert any("no 'audio2expr' section" in str(w.message) for w in caught)
+def test_settings_come_from_params_yaml_and_a_missing_section_is_named(repo_root):
+    smoke = a2e_settings("smoke", params_path=repo_root / "params.yaml")
     assert smoke["model"]["d_model"] == 32 and smoke["train"]["steps"] == 150 and smoke["model"]["context"] == 8
-    section = yaml.safe_load(A2E_PARAMS_YAML)["audio2expr"]
-    full = a2e_settings("full", params={"audio2expr": section})
+    full = a2e_settings("full", params_path=repo_root / "params.yaml")
     assert full["model"]["d_model"] == 256 and full["style"]["frames"] == 250
-    with pytest.raises(ConfigError, match="unknown audio2expr.train keys"):
-        a2e_settings(params={"audio2expr": {**section, "train": {"stepz": 3}}})
+    with pytest.raises(ConfigError, match="no section 'audio2expr'"):
+        a2e_settings(params={"profile": "default"})
 
 
 def test_valid_runs_start_on_multiples_of_five_inside_the_split():
@@ -69,13 +73,13 @@ def test_person_clips_read_one_split(tmp_path):
         load_person_clips(tmp_path, "nobody")
 
 
-def test_checkpoints_round_trip(tmp_path):
+def test_checkpoints_round_trip(tmp_path, repo_root):
     rng = np.random.default_rng(0)
     basis = ExpressionBasis(mean=np.zeros(1404, np.float32), components=rng.standard_normal((5, 1404)).astype(np.float32),
                             explained_variance=np.ones(5, np.float32), explained_variance_ratio=np.ones(5, np.float32) / 5,
                             weights=np.ones(468, np.float32), jaw_index=2)
     torch.manual_seed(0)
-    model = build_model(a2e_settings("smoke", params={"profile": "smoke"}), basis.n_expr)
+    model = build_model(a2e_settings("smoke", params_path=repo_root / "params.yaml"), basis.n_expr)
     model.set_neutral(np.arange(5))
     save_a2e(tmp_path / "a2e.pt", model, basis, {"steps": 3})
     loaded, info = load_a2e(tmp_path / "a2e.pt")

@@ -1,11 +1,11 @@
-"""deadlib.audio: MEL shape/rate/range, frame-centred MEL windows, per-frame speech energy."""
+"""deadlib.data.audio: MEL shape/rate/range, frame-centred MEL windows, per-frame speech energy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from deadlib import audio as A
+from deadlib.data import audio as A
 
 SR, FPS = 16000, 25.0
 

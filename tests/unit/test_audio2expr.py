@@ -1,6 +1,6 @@
 """Audio → expression model (§3.4): shapes, style layer, lip-sync on a held-out voice, silence.
 
-Data: procedural speech (``deadlib.speech``) — 2 training voices × 20 s and one held-out voice ×
+Data: procedural speech (``deadlib.synth.speech``) — 2 training voices × 20 s and one held-out voice ×
 20 s; the expression target is the articulation (N, 3) [jaw_open, lip_width, lip_round], and a
 random linear basis over the real mouth vertex ids stands in for the face model's basis.
 A tiny model (smoke preset, K=3) is trained once per module for 150 CPU steps (~10 s).
@@ -16,14 +16,26 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.audio import MEL_SILENCE, frame_mel_windows, log_mel
-from deadlib.audio2expr import (Audio2ExprConfig, Audio2Expression, Audio2ExprTrainConfig, band_mask,
-                                neutral_from_quiet_frames, predict, silence_gate, train_audio2expr)
-from deadlib.expr_losses import MouthBasis, lip_vertex_error, velocity_loss
-from deadlib.facemesh import load_topology
-from deadlib.speech import random_voice, synthesize_utterance
-from deadlib.style_layer import (PersonalisedAudio2Expression, StyleLayer, fit_style_layer,
-                                 freeze_all_but_style)
+from deadlib.data.audio import MEL_SILENCE, frame_mel_windows, log_mel
+from deadlib.data.facemesh import load_topology
+from deadlib.model.audio2expr import (
+    Audio2ExprConfig,
+    Audio2Expression,
+    Audio2ExprTrainConfig,
+    band_mask,
+    neutral_from_quiet_frames,
+    predict,
+    silence_gate,
+    train_audio2expr,
+)
+from deadlib.model.expr_losses import MouthBasis, lip_vertex_error, velocity_loss
+from deadlib.model.style_layer import (
+    PersonalisedAudio2Expression,
+    StyleLayer,
+    fit_style_layer,
+    freeze_all_but_style,
+)
+from deadlib.synth.speech import random_voice, synthesize_utterance
 
 SMOKE = dict(d_model=32, n_heads=2, n_layers=1, ff=64, dropout=0.0, context=8, conv_channels=32)
 R_MIN = 0.8  # held-out jaw_open correlation bound (measured ≈ 0.92)

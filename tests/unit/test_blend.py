@@ -6,8 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from deadlib.blend import (BlendError, batch_paste_back, match_colour, paste_back, seam_ring,
-                           to_opencv_affine, warp_to_frame)
+from deadlib.data.blend import (
+    BlendError,
+    batch_paste_back,
+    match_colour,
+    paste_back,
+    seam_ring,
+    to_opencv_affine,
+    warp_to_frame,
+)
 
 H, W, S = 96, 128, 64
 

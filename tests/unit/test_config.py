@@ -4,7 +4,7 @@ import pytest
 import torch
 import yaml
 
-from deadlib.config import ConfigError, deep_merge, resolve_device, stage_config
+from deadlib.core.config import ConfigError, deep_merge, resolve_device, stage_config
 
 PARAMS = {
     "profile": "default", "seed": 3, "device": "auto",

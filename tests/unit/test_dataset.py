@@ -8,13 +8,14 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from support import prepare_config
 from torch.utils.data import DataLoader
 
-from deadlib.audio import frame_mel_windows
-from deadlib.dataset import CacheError, WindowDataset, load_cache, load_npz_mmap
-from deadlib.prepare import prepare_corpus
-from deadlib.synth import SynthSettings, generate_corpus
-from deadlib.video import read_audio, read_video, write_video
+from deadlib.data.audio import frame_mel_windows
+from deadlib.data.dataset import CacheError, WindowDataset, load_cache, load_npz_mmap
+from deadlib.data.prepare import prepare_corpus
+from deadlib.data.video import read_audio, read_video, write_video
+from deadlib.synth.generate import SynthSettings, generate_corpus
 
 T, R = 3, 2
 
@@ -29,7 +30,7 @@ def cache(tmp_path_factory):
     write_video(raw / "gap.mp4", np.concatenate([frames[:15], noise, frames[15:30]]),
                 audio=read_audio(raw / "synth_p00.mp4")[: 50 * 640])
     out = tmp_path_factory.mktemp("prepared")
-    prepare_corpus({"resolution": 64, "test_seconds": 0.8, "window": T, "workers": 1, "face3d": {"n_expr": 4}}, raw, out)
+    prepare_corpus(prepare_config({"resolution": 64, "test_seconds": 0.8, "window": T, "workers": 1, "face3d": {"n_expr": 4}}), raw, out)
     return out
 
 

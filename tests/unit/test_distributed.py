@@ -23,14 +23,25 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import yaml
+from support import SMOKE_RENDERER
 
-from deadlib import prior
-from deadlib.distributed import (all_reduce_mean, all_reduce_used_grads, barrier, broadcast_object,
-                                 init_distributed, shutdown_distributed)
-from deadlib.prior import read_live_series
-from deadlib.testing import SMOKE_RENDERER, SyntheticWindows, synthetic_names, synthetic_split
-from deadlib.texture import TextureBank
-from deadlib.train import TrainConfig, iterate_batches, split_batch
+from deadlib.data.synthetic_windows import (
+    SyntheticWindows,
+    synthetic_names,
+    synthetic_split,
+)
+from deadlib.model.texture import TextureBank
+from deadlib.train import prior
+from deadlib.train.distributed import (
+    all_reduce_mean,
+    all_reduce_used_grads,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    shutdown_distributed,
+)
+from deadlib.train.loop import TrainConfig, iterate_batches, split_batch
+from deadlib.train.prior import read_live_series
 
 REPO = Path(__file__).resolve().parents[2]
 RTOL, ATOL = 1e-3, 1e-5
@@ -78,7 +89,7 @@ def test_rank_slices_of_each_global_batch_make_the_single_process_batch():
 
 
 def test_grad_accum_follows_the_same_trajectory(tmp_path):
-    from deadlib.train import train
+    from deadlib.train.loop import train
 
     data = SyntheticWindows(("a", "b"), n_frames=6, size=64)
     base = dict(steps=3, batch_size=4, device="cpu", lambda_vgg=0.0, lambda_adv=0.0, eval_every=100,
@@ -93,15 +104,15 @@ def test_grad_accum_follows_the_same_trajectory(tmp_path):
 
 
 def test_launch_reads_nproc_from_params_under_the_profile(tmp_path, capsys):
-    from deadlib.launch import build_command, main, resolve_nproc
+    from deadlib.train.launch import build_command, main, resolve_nproc
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"profile": "default", "train_prior": {"nproc": 1, "by_profile": {"smoke": {"nproc": 2}}}}))
-    main(["--params", str(params), "--dry-run", "deadlib.prior", "--profile", "smoke", "--out", "x"])
-    assert capsys.readouterr().out.split()[1:] == ["-m", "deadlib.prior", "--profile", "smoke", "--out", "x"]
-    main(["--params", str(params), "--profile", "smoke", "--dry-run", "deadlib.prior", "--out", "x"])
+    main(["--params", str(params), "--dry-run", "deadlib.train.prior", "--profile", "smoke", "--out", "x"])
+    assert capsys.readouterr().out.split()[1:] == ["-m", "deadlib.train.prior", "--profile", "smoke", "--out", "x"]
+    main(["--params", str(params), "--profile", "smoke", "--dry-run", "deadlib.train.prior", "--out", "x"])
     assert capsys.readouterr().out.split()[1:] == ["-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                                                   "--nproc_per_node", "2", "-m", "deadlib.prior", "--out", "x"]
+                                                   "--nproc_per_node", "2", "-m", "deadlib.train.prior", "--out", "x"]
     assert resolve_nproc(None) == 1 and resolve_nproc("3") == 3
     assert resolve_nproc("auto") == max(1, torch.cuda.device_count())
     assert build_command("m", [], 1, python="py") == ["py", "-m", "m"]
@@ -172,7 +183,7 @@ def test_two_process_run_matches_one_process_and_resumes_in_one(tmp_path):
     prior.main(cli_args(params, tmp_path / "one", 6))                           # 1 process, batch 4
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "deadlib.prior",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "deadlib.train.prior",
            *cli_args(params, tmp_path / "two", 4, "grad_accum=2")]             # 2 ranks x 2 micro-batches of 1
     run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""deadlib.dub input checks: each bad input raises a named DubError with a clear message, raised
+"""deadlib.dub.dubbing input checks: each bad input raises a named DubError with a clear message, raised
 before any long work, and leaves nothing behind; plus the timeline and mouth-replacement rules.
 
 Fixtures are tiny stand-ins (an untrained smoke-size renderer checkpoint, a random expression
@@ -14,19 +14,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import SMOKE_RENDERER
 
-from deadlib import dub as dub_module
-from deadlib.a2e_stage import save_a2e
-from deadlib.audio2expr import Audio2ExprConfig, Audio2Expression
-from deadlib.checkpoint import TrainConfig, TrainState
-from deadlib.dub import DubCheckpointError, DubError, DubInputError, dub
-from deadlib.dub_inputs import (check_output_path, fit_audio, frame_timeline, inspect_checkpoint, load_new_audio,
-                                pick_identity, pingpong)
-from deadlib.dub_render import mouth_blend, mouth_weights, replace_mouth
-from deadlib.face3d import ExpressionBasis, vertex_weights
-from deadlib.renderer import RendererConfig
-from deadlib.testing import SMOKE_RENDERER
-from deadlib.video import write_audio, write_video
+from deadlib.data.face3d import ExpressionBasis, vertex_weights
+from deadlib.data.video import write_audio, write_video
+from deadlib.dub import dubbing as dub_module
+from deadlib.dub.dubbing import DubCheckpointError, DubError, DubInputError, dub
+from deadlib.dub.inputs import (
+    check_output_path,
+    fit_audio,
+    frame_timeline,
+    inspect_checkpoint,
+    load_new_audio,
+    pick_identity,
+    pingpong,
+)
+from deadlib.dub.render import mouth_blend, mouth_weights, replace_mouth
+from deadlib.model.audio2expr import Audio2ExprConfig, Audio2Expression
+from deadlib.model.renderer import RendererConfig
+from deadlib.train.audio2expr_stage import save_a2e
+from deadlib.train.checkpoint import TrainConfig, TrainState
 
 SR = 16000
 K = 6
@@ -194,7 +201,7 @@ def test_a2e_model_of_another_basis_is_rejected(models, media, tmp_path, no_long
 
 
 def test_unknown_setting_is_rejected(models, media, tmp_path, no_long_work):
-    with pytest.raises(ValueError, match="unknown dub settings"):
+    with pytest.raises(ValueError, match="unknown setting dub.shorten"):
         run(models, media, tmp_path, shorten="trim")
     with pytest.raises(ValueError, match="dub.shorter must be one of"):
         run(models, media, tmp_path, shorter="loop")  # rejected before any work, like every option
@@ -231,7 +238,7 @@ def test_timeline_policies():
 
 def _region_basis(jaw: int = 1) -> tuple[ExpressionBasis, np.ndarray]:
     """3 components: lower face only, upper face only, spread over the whole face; + the lower ids."""
-    from deadlib.dub_render import lower_vertices
+    from deadlib.dub.render import lower_vertices
 
     rng = np.random.default_rng(0)
     lower = lower_vertices()

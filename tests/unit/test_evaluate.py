@@ -8,16 +8,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from support import SMOKE_RENDERER
 
-import deadlib.evaluate as ev
-from deadlib import face3d, lip_metrics
-from deadlib.audio import log_mel
-from deadlib.config import ConfigError
-from deadlib.feature_nets import random_i3d, random_inception
-from deadlib.lipsync_probe import mel_features, ridge_fit
-from deadlib.testing import SMOKE_RENDERER, SyntheticWindows
-from deadlib.train import TrainConfig, TrainState
-from deadlib.video import write_video
+import deadlib.eval.evaluate as ev
+from deadlib.core.config import ConfigError
+from deadlib.data import face3d
+from deadlib.data.audio import log_mel
+from deadlib.data.lipsync_probe import mel_features, ridge_fit
+from deadlib.data.synthetic_windows import SyntheticWindows
+from deadlib.data.video import write_video
+from deadlib.eval import lip_metrics
+from deadlib.eval.feature_nets import random_i3d, random_inception
+from deadlib.train.loop import TrainConfig, TrainState
 
 
 def test_cover_indices_picks_non_overlapping_windows():

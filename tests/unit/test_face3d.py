@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from deadlib import face3d
-from deadlib.facemesh import load_topology
-from deadlib.synth import SynthSettings, make_identity_video
+from deadlib.data import face3d
+from deadlib.data.facemesh import load_topology
+from deadlib.synth.generate import SynthSettings, make_identity_video
 
 
 @pytest.fixture(scope="module")

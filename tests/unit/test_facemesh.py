@@ -3,9 +3,15 @@
 import numpy as np
 import pytest
 
-from deadlib.facemesh import N_LANDMARKS, load_topology, ordered_loop
-from deadlib.facemesh_build import (contours, detect_landmarks, render_shape, signed_uv_areas,
-                                    tessellation_triangles, upright_frame)
+from deadlib.data.facemesh import N_LANDMARKS, load_topology, ordered_loop
+from deadlib.data.facemesh_build import (
+    contours,
+    detect_landmarks,
+    render_shape,
+    signed_uv_areas,
+    tessellation_triangles,
+    upright_frame,
+)
 
 
 @pytest.fixture(scope="module")

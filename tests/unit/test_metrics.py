@@ -9,12 +9,31 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.feature_nets import (InceptionI3d, SyncNet, load_i3d, load_inception, load_syncnet,
-                                  random_i3d, random_inception)
-from deadlib.lipsync_probe import ridge_fit
-from deadlib.metrics import (fid, frechet_distance, fvd, gaussian_stats, i3d_features, inception_features,
-                             lmd, metric_or_null, psnr, ssim, ssim_map, sync_conf_deadlib)
-from deadlib.vgg import WeightsUnavailable
+from deadlib.data.lipsync_probe import ridge_fit
+from deadlib.eval.feature_nets import (
+    InceptionI3d,
+    SyncNet,
+    load_i3d,
+    load_inception,
+    load_syncnet,
+    random_i3d,
+    random_inception,
+)
+from deadlib.eval.metrics import (
+    fid,
+    frechet_distance,
+    fvd,
+    gaussian_stats,
+    i3d_features,
+    inception_features,
+    lmd,
+    metric_or_null,
+    psnr,
+    ssim,
+    ssim_map,
+    sync_conf_deadlib,
+)
+from deadlib.model.vgg import WeightsUnavailable
 
 
 def images(n: int = 4, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -231,7 +250,7 @@ def test_sync_conf_deadlib_high_when_aligned_zero_when_shuffled():
 
 
 def test_valid_blur_cpu_path_matches_banded_matrices_and_a_direct_convolution():
-    from deadlib.metrics_basic import band_matrix, gaussian_window, valid_blur
+    from deadlib.core.measures import band_matrix, gaussian_window, valid_blur
 
     x = torch.rand(2, 3, 20, 17, dtype=torch.float64)
     g = gaussian_window(11, 1.5)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import SMOKE_RENDERER
 from torch.utils.data import Dataset
 
-from deadlib.mixing import MixedDataset, MixingError, batch_composition
-from deadlib.testing import SMOKE_RENDERER, SyntheticWindows
-from deadlib.train import TrainConfig, iterate_batches
+from deadlib.data.synthetic_windows import SyntheticWindows
+from deadlib.train.loop import TrainConfig, iterate_batches
+from deadlib.train.mixing import MixedDataset, MixingError, batch_composition
 
 
 class Tagged(Dataset):

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import SMOKE_RENDERER as SMOKE
 
-from deadlib.audio_encoder import AudioEncoder
-from deadlib.discriminator import minibatch_stddev
-from deadlib.generator import Generator
-from deadlib.losses import (gram_matrix, lsgan_d_loss, lsgan_g_loss, r1_penalty, texture_regulariser,
-                            vgg_style_loss, weighted_l1)
-from deadlib.renderer import (Renderer, RendererConfig, count_parameters, dummy_inputs,
-                              flops_per_frame, make_discriminator, make_texture_bank)
-from deadlib.texture import NeuralTexture, TextureBank
-from deadlib.vgg import VGG19_FILENAME, WeightsUnavailable, load_vgg19_features, random_vgg19_features
+from deadlib.model.audio_encoder import AudioEncoder
+from deadlib.model.discriminator import minibatch_stddev
+from deadlib.model.generator import Generator
+from deadlib.model.renderer import (
+    Renderer,
+    RendererConfig,
+    count_parameters,
+    dummy_inputs,
+    flops_per_frame,
+    make_discriminator,
+    make_texture_bank,
+)
+from deadlib.model.texture import NeuralTexture, TextureBank
+from deadlib.model.vgg import (
+    VGG19_FILENAME,
+    WeightsUnavailable,
+    load_vgg19_features,
+    random_vgg19_features,
+)
+from deadlib.train.losses import (
+    gram_matrix,
+    lsgan_d_loss,
+    lsgan_g_loss,
+    r1_penalty,
+    texture_regulariser,
+    vgg_style_loss,
+    weighted_l1,
+)
 
-SMOKE = dict(resolution=64, window=3, n_refs=1, texture_channels=16, texture_size=128,
-             texture_levels=4, base_channels=16, max_channels=128, bottleneck=8, style_dim=128,
-             audio_channels=16, disc_base_channels=16, disc_max_channels=128)
 B = 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deadlib.motion import POSE_LIMITS, blink_track, head_pose_track
+from deadlib.synth.motion import POSE_LIMITS, blink_track, head_pose_track
 
 FPS = 25.0
 

@@ -13,14 +13,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from deadlib.testing import SyntheticWindows
-from deadlib.train import TrainConfig, TrainState, evaluate, iterate_batches, predict, train_step
+from deadlib.data.synthetic_windows import SyntheticWindows
+from deadlib.train.loop import (
+    TrainConfig,
+    TrainState,
+    evaluate,
+    iterate_batches,
+    predict,
+    train_step,
+)
 
 pytestmark = pytest.mark.slow
 
-SMOKE = dict(resolution=64, window=3, n_refs=1, texture_channels=16, texture_size=128,
-             texture_levels=4, base_channels=16, max_channels=128, bottleneck=8, style_dim=128,
-             audio_channels=16, disc_base_channels=16, disc_max_channels=128)
+from support import SMOKE_RENDERER as SMOKE
+
 STEPS, MIN_PSNR = 200, 28.0
 
 

@@ -9,17 +9,25 @@ import av
 import cv2
 import numpy as np
 import pytest
+from support import prepare_config
 
-from deadlib import face3d
-from deadlib.crop import crop_frame, invert_transform, map_points
-from deadlib.dataset import load_cache
-from deadlib.facemesh import load_topology
-from deadlib.prepare import (DEFAULTS, PrepareError, analyse_video, prepare_corpus, prepare_video, settings,
-                             split_ranges)
-from deadlib.synth import SynthSettings, generate_corpus
-from deadlib.video import read_audio, read_video, write_video
+from deadlib.core.config import ConfigError
+from deadlib.data import face3d
+from deadlib.data.crop import crop_frame, invert_transform, map_points
+from deadlib.data.dataset import load_cache
+from deadlib.data.facemesh import load_topology
+from deadlib.data.prepare import (
+    PrepareError,
+    analyse_video,
+    prepare_corpus,
+    prepare_video,
+    settings,
+    split_ranges,
+)
+from deadlib.data.video import read_audio, read_video, write_video
+from deadlib.synth.generate import SynthSettings, generate_corpus
 
-CFG = {"resolution": 64, "test_seconds": 0.8, "window": 3, "workers": 1, "face3d": {"n_expr": 8}}
+CFG = prepare_config({"resolution": 64, "test_seconds": 0.8, "window": 3, "workers": 1, "face3d": {"n_expr": 8}})
 SYNTH = ("synth_p00", "synth_p01", "synth_h00")
 JITTER_BOUND_PX = 0.25  # crop centre |2nd difference|, crop px (smoothed crops; raw boxes ≈ 0.2-0.5)
 SR = 16000
@@ -133,7 +141,7 @@ def test_splits_follow_corpus_json_and_test_seconds(prepared, raw):
     splits = json.loads((out / "splits.json").read_text())
     assert splits["heldout"] == ["synth_h00"] and "synth_p00" in splits["prior"]
     assert splits["videos"]["synth_p00"]["test"] == [40, 60] and splits["videos"]["synth_p00"]["train"] == [0, 40]
-    first_test, note = split_ranges(30, settings({"test_seconds": 10}))
+    first_test, note = split_ranges(30, settings(prepare_config({"test_seconds": 10})))
     assert first_test == 15 and "short" in note
 
 
@@ -235,9 +243,11 @@ def test_4k_input_is_tracked_downscaled_with_source_coordinates(raw, tmp_path):
     assert np.abs(centre[:, 0] - expected_x).max() < 150 and np.abs(centre[:, 1] - 1080).max() < 250
 
 
-def test_settings_reject_unknown_keys():
-    with pytest.raises(Exception, match="unknown prepare key"):
-        settings({"resolutoin": 64})
-    with pytest.raises(Exception, match="unknown prepare.crop keys"):
-        settings({"crop": {"scael": 2}})
-    assert settings({"resolution": 256})["resolution"] == 256 and settings(None) == DEFAULTS
+def test_settings_reject_unknown_and_missing_keys():
+    with pytest.raises(ConfigError, match=r"unknown prepare settings \['resolutoin'\]"):
+        settings({**prepare_config(), "resolutoin": 64})
+    with pytest.raises(ConfigError, match="unknown setting prepare.crop.scael"):
+        prepare_config({"crop": {"scael": 2}})
+    with pytest.raises(ConfigError, match="prepare settings lack .*'sample_rate'"):
+        settings({"resolution": 256})
+    assert settings(prepare_config({"resolution": 256}))["resolution"] == 256

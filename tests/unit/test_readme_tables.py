@@ -1,4 +1,4 @@
-"""README's results tables are generated from the committed metrics files (deadlib.readme_tables)."""
+"""README's results tables are generated from the committed metrics files (deadlib.tools.readme_tables)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from deadlib import readme_tables
+from deadlib.tools import readme_tables
 
 
 def test_readme_tables_match_the_committed_metrics(repo_root):
     text, stale = readme_tables.render((repo_root / "README.md").read_text(), repo_root)
     assert "<!-- generated:study -->" in text
-    assert not stale, f"README blocks {stale} disagree with metrics/: run python -m deadlib.readme_tables"
+    assert not stale, f"README blocks {stale} disagree with metrics/: run python -m deadlib.tools.readme_tables"
 
 
 def test_a_changed_metric_makes_its_block_stale(tmp_path):

@@ -7,13 +7,23 @@ reversed or shuffled in 1 s blocks (so the information is real audio-visual sync
 
 from __future__ import annotations
 
-
 import librosa
 import numpy as np
 import pytest
 
-from deadlib.speech import (BILABIALS, BLOCK, CODAS, NOISE_FLOOR_DB, ONSETS, PHONEMES, VOWELS,
-                            Utterance, Voice, random_voice, synthesize_utterance)
+from deadlib.synth.speech import (
+    BILABIALS,
+    BLOCK,
+    CODAS,
+    NOISE_FLOOR_DB,
+    ONSETS,
+    PHONEMES,
+    VOWELS,
+    Utterance,
+    Voice,
+    random_voice,
+    synthesize_utterance,
+)
 
 SR, FPS = 16000, 25.0
 

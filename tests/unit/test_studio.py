@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deadlib import studio as S
-from deadlib.dub import DubInputError
-from deadlib.video import write_audio, write_video
+from deadlib.data.video import write_audio, write_video
+from deadlib.dub import studio as S
+from deadlib.dub.dubbing import DubInputError
 
 
 def test_find_media_lists_videos_and_sounds_and_skips_hidden_files(tmp_path):

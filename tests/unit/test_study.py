@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from deadlib.config import ConfigError
-from deadlib.evaluate import write_metrics
-from deadlib.study import aggregate, expected_cells, load_cells, size_grid
-from deadlib.study_config import STUDY_PARAMS_YAML, cell_name, section, step_budget
+from deadlib.core.config import ConfigError, stage_config
+from deadlib.eval.evaluate import write_metrics
+from deadlib.eval.study import aggregate, expected_cells, load_cells, size_grid
+from deadlib.train.study_config import cell_name, step_budget
 
 
 def test_step_budget_takes_the_largest_listed_n_below():
@@ -34,15 +34,13 @@ def test_cell_names():
         cell_name("finetune", "a", 25)
 
 
-def test_section_falls_back_to_the_built_in_text_with_a_warning(tmp_path):
+def test_a_missing_section_is_an_error_that_names_it(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"profile": "default", "seed": 0}))
-    with pytest.warns(RuntimeWarning, match="no 'study' section"):
-        smoke = section("study", "smoke", path)
-    assert smoke["sizes"] == [25, 50] and smoke["identities"] == ["synth_h00"]
-    built_in = yaml.safe_load(STUDY_PARAMS_YAML)
-    path.write_text(yaml.safe_dump({"profile": "default", **built_in, "study": {"sizes": [7]}}))
-    assert section("study", None, path)["sizes"] == [7]                      # the file wins
+    with pytest.raises(ConfigError, match="no section 'study'"):
+        stage_config("study", "smoke", params_path=path)
+    path.write_text(yaml.safe_dump({"profile": "default", "study": {"sizes": [7]}}))
+    assert stage_config("study", None, params_path=path)["sizes"] == [7]
 
 
 def fake_cell(folder, method, identity, n, psnr, variant=None, fid=None):

@@ -6,9 +6,18 @@ import cv2
 import numpy as np
 import pytest
 
-from deadlib.synth import SynthSettings, make_identity_video
-from deadlib.track import (FaceTrack, TrackError, TrackSettings, face_boxes, fill_gaps, one_euro, smooth_series,
-                           track_frames, valid_segments)
+from deadlib.data.track import (
+    FaceTrack,
+    TrackError,
+    TrackSettings,
+    face_boxes,
+    fill_gaps,
+    one_euro,
+    smooth_series,
+    track_frames,
+    valid_segments,
+)
+from deadlib.synth.generate import SynthSettings, make_identity_video
 
 GREY = 90
 

@@ -11,20 +11,26 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from support import SMOKE_RENDERER as SMOKE
 
-import deadlib.train as train_mod
-from deadlib.metrics_basic import mean_finite, psnr, ssim
-from deadlib.progress import progress_bar
-from deadlib.prior import mouth_crops, read_live_series, train_prior, val_indices
-from deadlib.testing import SyntheticWindows
-from deadlib.train import (CheckpointMismatch, TrainConfig, TrainState, evaluate, iterate_batches, load_checkpoint,
-                           predict, sample_grid, train, train_step)
-from deadlib.vgg import random_vgg19_features
-
-SMOKE = dict(resolution=64, window=3, n_refs=1, texture_channels=16, texture_size=128,
-             texture_levels=4, base_channels=16, max_channels=128, bottleneck=8, style_dim=128,
-             audio_channels=16, disc_base_channels=16, disc_max_channels=128)
-
+import deadlib.train.loop as train_mod
+from deadlib.core.measures import mean_finite, psnr, ssim
+from deadlib.core.progress import progress_bar
+from deadlib.data.synthetic_windows import SyntheticWindows
+from deadlib.model.vgg import random_vgg19_features
+from deadlib.train.loop import (
+    CheckpointMismatch,
+    TrainConfig,
+    TrainState,
+    evaluate,
+    iterate_batches,
+    load_checkpoint,
+    predict,
+    sample_grid,
+    train,
+    train_step,
+)
+from deadlib.train.prior import mouth_crops, read_live_series, train_prior, val_indices
 
 
 def make_cfg(**kw) -> TrainConfig:

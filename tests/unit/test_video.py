@@ -1,4 +1,4 @@
-"""deadlib.video: constant-fps decoding, rotation, aligned audio, atomic deterministic writes, named errors."""
+"""deadlib.data.video: constant-fps decoding, rotation, aligned audio, atomic deterministic writes, named errors."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ import av
 import numpy as np
 import pytest
 
-from deadlib import video
-from deadlib.video import (CorruptMediaError, MediaError, MediaNotFoundError, NoAudioError,
-                           NoVideoStreamError, TruncatedMediaWarning)
+from deadlib.data import video
+from deadlib.data.video import (
+    CorruptMediaError,
+    MediaError,
+    MediaNotFoundError,
+    NoAudioError,
+    NoVideoStreamError,
+    TruncatedMediaWarning,
+)
 
 SR = 16000
 STEP = 8  # brightness step used to encode the frame index into a frame

@@ -1,0 +1,149 @@
+"""The per-video side of dubbing: a cached prepared copy of the video, and 'adapt-now'.
+
+``prepare_cached`` runs the prepare stage's two phases on one video (``deadlib.data.prepare.prepare_video``
+with the corpus expression basis) into ``<cache_dir>/<sha256[:16]>_<settings hash>/prep/dub_<sha>/``;
+the folder is reused while the video bytes, the prepare settings and the basis stay the same. The
+prepare stage needs an audio track, so a silent video is first re-encoded with a silent one.
+The dub cache has no test part (``test_seconds: 0``): every frame is a "train" frame.
+
+``adapt_now`` adapts the prior renderer to that video (``deadlib.train.adapt.adapt``: fresh texture,
+renderer initialised from the prior, generic prior windows mixed in at ``dub.adapt.mixed_ratio`` when
+the prior identities' prepared caches are found under ``prior_cache``), and fits the style layer on
+the video's own speech. Both are cached beside the prepared copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from deadlib.data import face3d
+from deadlib.data.prepare import PrepareError, prepare_video
+from deadlib.data.track import TrackError
+from deadlib.data.video import FPS, SAMPLE_RATE, MediaError, iter_frames, write_video
+from deadlib.dub.inputs import (
+    DubCheckpointError,
+    DubInputError,
+    inspect_checkpoint,
+    sha256_file,
+)
+from deadlib.dub.render import even_frame
+from deadlib.train.audio2expr_stage import (
+    a2e_settings,
+    basis_digest,
+    fit_person,
+    save_style,
+)
+
+
+def _silent_copy(video: Path, dest: Path, max_frames: int) -> None:
+    """A copy of a video without audio, with a silent track (the prepare stage needs one)."""
+    n = sum(1 for _ in iter_frames(video, fps=FPS, max_frames=max_frames))
+    frames = (even_frame(f) for f in iter_frames(video, fps=FPS, max_frames=max_frames))
+    write_video(dest, frames, FPS, audio=np.zeros(max(1, round(n / FPS * SAMPLE_RATE)), np.float32),
+                sample_rate=SAMPLE_RATE, crf=12)
+
+
+def prepare_cached(video: Path, prep_cfg: Mapping, basis: face3d.ExpressionBasis, cache_dir: Path,
+                   has_audio: bool, max_frames: int) -> tuple[Path, dict]:
+    """Prepared cache folder of ``video`` (made once per video SHA-256 + settings) and its info."""
+    vhash = sha256_file(video)
+    key = hashlib.sha256((json.dumps(prep_cfg, sort_keys=True, default=str) + basis_digest(basis)).encode())
+    root = cache_dir / f"{vhash[:16]}_{key.hexdigest()[:8]}"
+    name = f"dub_{vhash[:12]}"
+    folder = root / "prep" / name
+    ready = root / "ready.json"
+    if ready.is_file() and folder.is_dir():
+        return folder, json.loads(ready.read_text())
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    src = root / "src" / f"{name}{video.suffix.lower() if has_audio else '.mp4'}"
+    src.unlink(missing_ok=True)
+    if has_audio:
+        try:
+            src.symlink_to(video.resolve())
+        except OSError:
+            shutil.copyfile(video, src)
+    else:
+        _silent_copy(video, src, max_frames)
+    try:
+        prepare_video(src, root / "prep", prep_cfg, basis)
+    except (PrepareError, TrackError, face3d.Face3DError) as err:
+        raise DubInputError(f"--video {video}: {err}") from err
+    except MediaError as err:
+        raise DubInputError(f"--video {video}: {err}") from err
+    info = {"video": str(video), "sha256": vhash, "name": name, "has_audio": has_audio}
+    ready.write_text(json.dumps(info, indent=2) + "\n")
+    return folder, info
+
+
+def _digest(*parts) -> str:
+    """Short hash of JSON-able settings (cache keys)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: str | None, params: Mapping,
+              a2e, basis: face3d.ExpressionBasis, progress: bool) -> tuple[Path, Path | None]:
+    """Adapt the prior to this video with ``deadlib.train.adapt.adapt`` → (checkpoint, style file or None)."""
+    from deadlib.data.dataset import WindowDataset
+    from deadlib.train.adapt import adapt, adapt_config
+
+    name, adapt_cfg = info["name"], dub_cfg["adapt"]
+    n_frames = int(adapt_cfg["frames"])
+    cfg, _ = adapt_config(profile, None, n_frames, params=params)
+    if adapt_cfg.get("steps") is not None:
+        steps = int(adapt_cfg["steps"])
+        start = int(round(cfg.loss.adv_start_step / max(cfg.steps, 1) * steps))  # same share of the budget
+        cfg = dataclasses.replace(cfg, steps=steps, loss=dataclasses.replace(cfg.loss, adv_start_step=start))
+    prior_cache = Path(dub_cfg["prior_cache"]) if dub_cfg.get("prior_cache") else None
+    prior_names = inspect_checkpoint(prior, cfg.renderer, cfg.profile, "--prior")["identities"]
+    usable = [n for n in prior_names if prior_cache and (prior_cache / n / "report.json").is_file()]
+    ratio = float(adapt_cfg["mixed_ratio"]) if usable else 0.0
+    if adapt_cfg["mixed_ratio"] and not usable:
+        warnings.warn(f"adapt-now: no prepared prior videos under {prior_cache}; adapting without mixed "
+                      "generic data (mixed_ratio 0)", RuntimeWarning, stacklevel=2)
+
+    def make(cache_root, names, split, window, n_refs, seed, n_train_frames=None):
+        mine = list(names) == [name]
+        root = folder.parent if mine else prior_cache
+        split = "train" if mine else split  # the dub cache has no test part: validate on the train frames
+        n = n_frames if mine else n_train_frames
+        return WindowDataset(root, list(names), split=split, n_train_frames=n, window=window, n_refs=n_refs, seed=seed)
+
+    # The folder name carries everything the adapted renderer depends on, so a retrained prior or
+    # changed adapt params never reuse a stale adaptation (adapt() resumes whatever it finds there).
+    run_key = _digest(sha256_file(prior), cfg.to_dict(), sorted(usable or prior_names))
+    out_dir = folder.parent.parent / f"adapt_n{n_frames}_s{cfg.steps}_m{ratio:g}_{run_key}"
+    adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir, ratio,
+          progress=progress, make_dataset=make)
+    style_path = None
+    if info.get("has_audio") and int(adapt_cfg["style_steps"]) > 0:
+        a2e_cfg = a2e_settings(profile, params=params)
+        a2e_cfg["style"] = {**a2e_cfg["style"], "steps": int(adapt_cfg["style_steps"])}
+        weights = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in a2e.state_dict().values()))
+        style_path = out_dir / f"style_{_digest(weights.hexdigest(), a2e_cfg['style'])}.pt"   # per a2e model + settings
+        if not style_path.is_file():
+            person, _ = fit_person(a2e, folder.parent, name, basis, a2e_cfg, n_frames)
+            save_style(style_path, person.style, name, {"frames": n_frames})
+    return out_dir / "checkpoint.pt", style_path
+
+
+def find_style(explicit: str | None, ckpt: Path, a2e_path: Path, name: str) -> Path | None:
+    """The actor's style layer: ``explicit``, else ``style.pt`` beside the checkpoint, else
+    ``<a2e folder>/style/<name>.pt`` (written by the train_audio2expr stage); None = generic model."""
+    if explicit:
+        if not Path(explicit).is_file():
+            raise DubCheckpointError(f"--style {explicit}: no such style-layer file")
+        return Path(explicit)
+    for path in (ckpt.parent / "style.pt", a2e_path.parent / "style" / f"{name}.pt"):
+        if path.is_file():
+            return path
+    return None
+
+

@@ -1,0 +1,573 @@
+"""Dubbing studio: an ipywidgets front end to ``deadlib.dub.dubbing`` for JupyterLab (notebook 07).
+
+Pick a video and a new voice (files under ``data/raw`` and ``../shared/clips``, a typed path, or an
+upload written to a temp folder), the identity (an adapted checkpoint found under ``models/adapt``
+or the dub cache, or 'adapt-now' with a frame-count slider) and the settings; **Check** prepares
+the video (cached, the dub reuses it) and shows its first face frame with the tracked box and the
+lower-face / mouth masks, the frames without a face, and — when several faces are seen — which one
+to dub (prepare.track.select: largest | central | longest). **Dub** runs ``deadlib.dub.dubbing.dub`` in a
+background thread (one at a time) with a stage / ETA progress bar and a cancel button (the dub is
+written atomically, so a cancelled run leaves no file); bad input is shown as the dub's one-line
+message. The result: original | dubbed players, a before/after wipe on one frame, the mouth
+opening vs the loudness of the new audio, the sync correlations of ``deadlib.dub.report`` and a
+download link. Tests drive the same callbacks headlessly (``Studio.wait``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import re
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from deadlib.core.config import ConfigError, load_params
+from deadlib.data import face3d
+from deadlib.data.blend import METHODS
+from deadlib.data.corpus_report import VIDEO_SUFFIXES
+from deadlib.data.track import SELECT_POLICIES, face_boxes
+from deadlib.data.video import FPS
+from deadlib.dub.dubbing import (
+    ADAPT_NOW,
+    DubCancelled,
+    DubError,
+    DubInputError,
+    dub,
+    dub_prepare_config,
+    dub_settings,
+)
+from deadlib.dub.inputs import DubCheckpointError, check_video, load_new_audio
+from deadlib.dub.person import prepare_cached
+
+REPO = Path(__file__).resolve().parents[2]
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg")
+STAGES = ("check", "prepare", "adapt", "audio2expr", "render")
+PATH_KEYS = ("a2e", "basis", "prior", "prior_cache", "cache_dir")  # dub settings that are paths
+EMBED_LIMIT = 40 << 20  # larger videos are linked by path, not embedded in the page
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def media_roots(repo: Path = REPO) -> list[Path]:
+    """Folders the pickers list: the raw corpus and the shared real clips (``$DEAD_SHARED_CLIPS``)."""
+    return [repo / "data" / "raw", Path(os.environ.get("DEAD_SHARED_CLIPS", repo.parent / "shared" / "clips"))]
+
+
+def find_media(roots, limit: int = 400) -> tuple[list[Path], list[Path]]:
+    """(videos, audios) under ``roots``, sorted; a video's own sound can drive a dub, so audios ⊇ videos."""
+    videos, sounds = set(), set()
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            suffix = path.suffix.lower()
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            if suffix in VIDEO_SUFFIXES:
+                videos.add(path)
+            elif suffix in AUDIO_SUFFIXES:
+                sounds.add(path)
+    videos = sorted(videos)[:limit]
+    return videos, sorted(sounds)[:limit] + videos
+
+
+def find_identities(models_root: Path, cache_dir: Path | None = None) -> list[tuple[str, str]]:
+    """(label, checkpoint folder) of adapted checkpoints: study cells (models/adapt/*) and earlier
+    'adapt-now' runs in the dub cache (<cache_dir>/*/adapt_*)."""
+    found = [(f"study cell {p.parent.name}", str(p.parent)) for p in sorted(Path(models_root).glob("adapt/*/checkpoint.pt"))]
+    if cache_dir is not None:
+        for p in sorted(Path(cache_dir).glob("*/adapt_*/checkpoint.pt")):
+            found.append((f"adapt-now {p.parent.parent.name[:8]}/{p.parent.name}", str(p.parent)))
+    return found
+
+
+def save_upload(value, folder: Path) -> list[Path]:
+    """Write a FileUpload value (ipywidgets 8: dicts with name/content) to ``folder``; the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for item in value or ():
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(item["name"])).name).lstrip(".") or "upload"
+        path = folder / name
+        path.write_bytes(bytes(item["content"]))
+        paths.append(path)
+    return paths
+
+
+def one_line(err: BaseException) -> str:
+    """The message shown in the widget: a DubError's own text, else the type and first line."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, (DubError, ConfigError)):
+        return text
+    return f"unexpected {type(err).__name__}: {text}" if text else f"unexpected {type(err).__name__}"
+
+
+def eta_text(stage: str, done: int, total: int, elapsed: float) -> str:
+    """'render 40/125 · 12 s · ETA 25 s' (ETA only where the stage counts frames)."""
+    text = f"{stage} {done}/{total}" if stage == "render" else stage
+    text += f" · {elapsed:.0f} s"
+    if stage == "render" and 0 < done < total:
+        text += f" · ETA {elapsed / done * (total - done):.0f} s"
+    return text
+
+
+def overlay(frame: np.ndarray, box: tuple[float, float, float, float] | None, lower: np.ndarray | None = None,
+            mouth: np.ndarray | None = None, others=(), width: int = 2) -> np.ndarray:
+    """``frame`` (H, W, 3) with the lower-face mask tinted blue, the mouth red, the dubbed face's
+    box green and other faces' boxes grey; boxes are (x0, y0, x1, y1) pixels."""
+    img = frame.astype(np.float32).copy()
+    for mask, colour, alpha in ((lower, (40, 120, 255), 0.35), (mouth, (255, 40, 40), 0.5)):
+        if mask is not None:
+            m = np.asarray(mask, bool)[..., None]
+            img = np.where(m, (1 - alpha) * img + alpha * np.array(colour, np.float32), img)
+    h, w = img.shape[:2]
+    for (x0, y0, x1, y1), colour in [(b, (160, 160, 160)) for b in others] + ([(box, (0, 230, 0))] if box else []):
+        x0, x1 = (int(np.clip(v, 0, w - 1)) for v in (x0, x1))
+        y0, y1 = (int(np.clip(v, 0, h - 1)) for v in (y0, y1))
+        img[y0:y0 + width, x0:x1 + 1] = img[max(y1 - width + 1, 0):y1 + 1, x0:x1 + 1] = colour
+        img[y0:y1 + 1, x0:x0 + width] = img[y0:y1 + 1, max(x1 - width + 1, 0):x1 + 1] = colour
+    return img.round().clip(0, 255).astype(np.uint8)
+
+
+def wipe(before: np.ndarray, after: np.ndarray, split: float) -> np.ndarray:
+    """Before/after comparison: ``before`` left of ``split`` × width, ``after`` right, a white seam."""
+    h, w = min(before.shape[0], after.shape[0]), min(before.shape[1], after.shape[1])
+    x = int(round(np.clip(split, 0, 1) * w))
+    out = np.concatenate([before[:h, :x], after[:h, x:w]], axis=1)
+    out[:, max(x - 1, 0):x + 1] = 255
+    return out
+
+
+def png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(path: Path, mime: str = "video/mp4") -> str | None:
+    """base64 data URL of a file (None when larger than EMBED_LIMIT)."""
+    if path.stat().st_size > EMBED_LIMIT:
+        return None
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def absolute_settings(dub_cfg: Mapping, base: Path) -> dict:
+    """The path-valued dub settings made absolute against ``base`` (the params file's folder): the
+    notebook's kernel runs in notebooks/, the settings are relative to the repository."""
+    return {k: str(base / dub_cfg[k]) if dub_cfg.get(k) and not Path(dub_cfg[k]).is_absolute() else dub_cfg[k]
+            for k in PATH_KEYS if k in dub_cfg}
+
+
+# ----------------------------------------------------------------------------- the check step
+
+
+@dataclass
+class FaceCheck:
+    """What the check step found in a video (its prepared cache is the one the dub reuses)."""
+
+    folder: Path
+    frames: int
+    no_face_frames: int
+    tracked_faces: int  # distinct faces (tracklets) in the video
+    faces_seen_max: int  # most faces on one frame
+    first: int  # first frame with the dubbed face
+    image: np.ndarray  # that frame with box + masks drawn
+    warnings: list
+
+    @property
+    def several_faces(self) -> bool:
+        return self.tracked_faces > 1 or self.faces_seen_max > 1
+
+
+def _frame(video: Path, index: int) -> np.ndarray:
+    from deadlib.data.video import iter_frames
+
+    frame = None
+    for frame in iter_frames(video, fps=FPS, max_frames=index + 1):
+        pass
+    return frame
+
+
+def check_face(video: str | os.PathLike, settings: Mapping, params: Mapping, track_select: str | None = None) -> FaceCheck:
+    """Prepare ``video`` as the dub will (cached) and draw its first face frame; DubError on bad input."""
+    import cv2
+
+    from deadlib.data.dataset import load_cache
+
+    video = Path(video)
+    info = check_video(video)
+    prep_cfg = dub_prepare_config(settings["profile"], params, settings, track_select)
+    try:
+        basis = face3d.ExpressionBasis.load(settings["basis"])
+    except face3d.Face3DError as err:
+        raise DubCheckpointError(f"basis: {err}") from err
+    folder, _ = prepare_cached(video, prep_cfg, basis, Path(settings["cache_dir"]), info.has_audio,
+                               int(settings["max_frames"]))
+    cache = load_cache(folder)
+    track, report = cache["track"], cache["report"]
+    valid = np.asarray(track["valid"], bool)
+    first = int(np.argmax(valid))
+    frame = _frame(video, first)
+    h, w = frame.shape[:2]
+    centre, side = face_boxes(track["landmarks"][first][None])
+    box = (*(centre[0] - side[0] / 2), *(centre[0] + side[0] / 2))
+    bits = np.asarray(cache["masks"][first])
+    warp = lambda m: cv2.warpAffine(m.astype(np.uint8), np.asarray(track["crop"][first], np.float64), (w, h),  # noqa: E731
+                                    flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    others = []
+    if int(report.get("faces_seen_max", 1)) > 1:
+        others = _other_faces(video, track, prep_cfg, box)
+    image = overlay(frame, box, warp(bits & face3d.MASK_LOWER), warp(bits & face3d.MASK_MOUTH), others)
+    return FaceCheck(folder=folder, frames=int(report["frames"]), no_face_frames=int(report["no_face_frames"]),
+                     tracked_faces=int(report.get("tracked_faces", 1)), faces_seen_max=int(report.get("faces_seen_max", 1)),
+                     first=first, image=image, warnings=list(report.get("warnings", [])))
+
+
+def _other_faces(video: Path, track: Mapping, prep_cfg: Mapping, box) -> list:
+    """Boxes of the faces other than the dubbed one on the first frame where several were seen
+    (so the user sees what the selection policies choose between)."""
+    from deadlib.data.track import FaceMeshDetector, TrackSettings
+
+    k = int(np.argmax(np.asarray(track["faces_seen"]) > 1))
+    if track["valid"][k]:  # compare with the dubbed face on that frame
+        c, s = face_boxes(track["landmarks"][k][None])
+        box = (*(c[0] - s[0] / 2), *(c[0] + s[0] / 2))
+    settings = TrackSettings.from_config({**prep_cfg["track"], "max_faces": max(2, int(prep_cfg["track"]["max_faces"]))})
+    with FaceMeshDetector(settings) as detect:
+        meshes = detect(_frame(video, k))
+    boxes = []
+    for mesh in meshes:
+        c, s = face_boxes(mesh[None])
+        b = (*(c[0] - s[0] / 2), *(c[0] + s[0] / 2))
+        if abs(b[0] - box[0]) + abs(b[1] - box[1]) > 0.25 * (box[2] - box[0]):  # not the dubbed face
+            boxes.append(b)
+    return boxes
+
+
+# ----------------------------------------------------------------------------- the widget
+
+
+def plot_sync(curves: Mapping[str, np.ndarray]) -> bytes:
+    """PNG: the dubbed mouth opening and the rendered mouth darkness vs the new audio's loudness."""
+    from matplotlib.figure import (
+        Figure,  # no pyplot: safe in the worker thread, never auto-displayed
+    )
+
+    z = lambda x: (x - x.mean()) / (x.std() + 1e-9)  # noqa: E731
+    t = np.arange(len(curves["energy_new"])) / FPS
+    fig = Figure(figsize=(8, 2.6), dpi=90)
+    ax = fig.subplots()
+    ax.plot(t, z(curves["energy_new"]), "k", lw=2, label="new audio loudness (RMS)")
+    ax.plot(t, z(curves["mouth_open"]), label="dubbed mouth opening (mesh)")
+    ax.plot(t, z(curves["dark_out"]), label="output pixels: mouth darkness")
+    ax.set_xlabel("output time (s)"), ax.set_ylabel("z-score"), ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class Studio:
+    """The studio widget (``Studio(...).widget``); every button is a method the tests can call."""
+
+    def __init__(self, profile: str | None = None, params_path: str | os.PathLike | None = None,
+                 roots=None, out_dir: str | os.PathLike | None = None, overrides: Mapping | None = None,
+                 models_root: str | os.PathLike | None = None):
+        import ipywidgets as W
+
+        self.params_path = Path(params_path) if params_path else REPO / "params.yaml"
+        self.params = load_params(self.params_path)
+        self.base = self.params_path.resolve().parent
+        self.overrides = dict(overrides or {})
+        dub_cfg = self.settings(profile or self.params.get("profile", "default"))
+        self.out_dir = Path(out_dir) if out_dir else Path(dub_cfg["cache_dir"]) / "studio"
+        self.models_root = Path(models_root) if models_root else self.base / "models"
+        self.upload_dir = Path(tempfile.mkdtemp(prefix="dead-studio-uploads-"))
+        self.roots = [Path(r) for r in roots] if roots else media_roots(self.base)
+        self._lock, self._cancel = threading.Lock(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs_started, self.check_result, self.result, self.curves, self.sync = 0, None, None, None, None
+        self.stages_seen: list[str] = []  # stages the last dub reported (check, prepare, adapt, audio2expr, render)
+        self.last_traceback = ""  # of the last unexpected error (the widget shows one line)
+        self._frames: tuple[np.ndarray, np.ndarray] | None = None
+        self._t0, self._last_update = 0.0, 0.0
+
+        wide = W.Layout(width="520px")
+        self.video = W.Dropdown(description="video", layout=wide)
+        self.video_path = W.Text(description="or path", placeholder="any video file", layout=wide)
+        self.video_upload = W.FileUpload(description="upload video", accept="video/*", multiple=False)
+        self.audio = W.Dropdown(description="audio", layout=wide)
+        self.audio_path = W.Text(description="or path", placeholder="any audio (or video) file", layout=wide)
+        self.audio_upload = W.FileUpload(description="upload audio", accept="audio/*,video/*", multiple=False)
+        self.identity = W.Dropdown(description="identity", layout=wide)
+        self.adapt_frames = W.IntSlider(value=int(dub_cfg["adapt"]["frames"]), min=25, max=1500, step=25,
+                                        description="adapt frames")
+        self.profile = W.Dropdown(options=["smoke", "default", "full"], value=dub_cfg["profile"], description="profile")
+        self.postprocess = W.Checkbox(value=bool(dub_cfg["postprocess"]), description="post-processing (blend)")
+        self.blend = W.Dropdown(options=list(METHODS), value=dub_cfg["blend"]["method"], description="blend")
+        self.shorter = W.ToggleButtons(options=["trim", "pad"], value=dub_cfg["shorter"], description="audio shorter")
+        self.face = W.Dropdown(options=list(SELECT_POLICIES), value=self.params.get("prepare", {}).get("track", {})
+                               .get("select", "largest"), description="face", layout=W.Layout(display="none"))
+        self.out = W.Text(description="output", layout=wide)
+        self.check_button = W.Button(description="Check", icon="search")
+        self.dub_button = W.Button(description="Dub", icon="play", button_style="primary")
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
+        self.message = W.HTML()
+        self.bar = W.IntProgress(value=0, min=0, max=len(STAGES), description="")
+        self.stage = W.HTML()
+        self.check_image = W.Image(format="png", layout=W.Layout(width="320px"))
+        self.check_info = W.HTML()
+        self.player = W.HTML()
+        self.frame = W.IntSlider(description="frame", min=0, max=0)
+        self.split = W.FloatSlider(description="before|after", min=0, max=1, step=0.01, value=0.5)
+        self.compare = W.Image(format="png", layout=W.Layout(width="320px"))
+        self.plot = W.Image(format="png")
+        self.figures = W.HTML()
+        self.link = W.HTML()
+
+        self.refresh()
+        self.video_upload.observe(lambda c: self._uploaded(self.video_upload, self.video), "value")
+        self.audio_upload.observe(lambda c: self._uploaded(self.audio_upload, self.audio), "value")
+        for w in (self.video, self.video_path, self.audio, self.audio_path):
+            w.observe(self._default_out, "value")
+        self.identity.observe(lambda c: self._identity_changed(), "value")
+        self.face.observe(lambda c: self._face_changed(), "value")
+        self.check_button.on_click(lambda b: self.start_check())
+        self.dub_button.on_click(lambda b: self.start_dub())
+        self.cancel_button.on_click(lambda b: self.cancel())
+        self.frame.observe(lambda c: self._show_compare(), "value")
+        self.split.observe(lambda c: self._show_compare(), "value")
+        self._identity_changed()
+        self._default_out()
+
+        box = lambda *c, **k: W.VBox(list(c), **k)  # noqa: E731
+        self.check_box = W.HBox([self.check_image, self.check_info], layout=W.Layout(display="none"))
+        self.result_box = box(W.HTML("<b>Result</b>"), self.player, W.HBox([box(self.frame, self.split), self.compare]),
+                              self.plot, self.figures, self.link, layout=W.Layout(display="none"))
+        self.widget = box(
+            W.HTML("<h3>DEAD dubbing studio</h3>"),
+            W.HBox([box(self.video, self.video_path), self.video_upload]),
+            W.HBox([box(self.audio, self.audio_path), self.audio_upload]),
+            W.HBox([self.identity, self.adapt_frames]),
+            W.HBox([self.profile, self.blend, self.postprocess]), self.shorter, self.face, self.out,
+            W.HBox([self.check_button, self.dub_button, self.cancel_button]),
+            W.HBox([self.bar, self.stage]), self.message,
+            self.check_box, self.result_box)
+        self.widget.add_class("dead-studio")
+
+    # ------------------------------------------------------------------ inputs
+
+    def settings(self, profile: str | None = None) -> dict:
+        """Effective dub settings of ``profile`` with the user's overrides, paths made absolute."""
+        dub_cfg = dub_settings(profile or self.profile.value, params=self.params, overrides=self.overrides)
+        return {**dub_cfg, **absolute_settings(dub_cfg, self.base)}
+
+    def refresh(self) -> None:
+        """Re-scan the media folders and the adapted checkpoints."""
+        videos, sounds = find_media(self.roots)
+        self.video.options = [(p.name if p.parent.name in ("clips", "synthetic") else f"{p.parent.name}/{p.name}", str(p))
+                              for p in videos]
+        self.audio.options = [(p.name if p.parent.name in ("clips", "synthetic") else f"{p.parent.name}/{p.name}", str(p))
+                              for p in sounds]
+        found = find_identities(self.models_root, Path(self.settings()["cache_dir"]))
+        self.identity.options = [("adapt now (adapt the prior to this video)", ADAPT_NOW)] + found
+        if self.video.value is None and videos:  # a held-out synthetic actor, else the first clip
+            self.video.value = str(next((p for p in videos if p.stem.startswith("synth_h")), videos[0]))
+        if self.audio.value is None and sounds:  # a speech file, else another video's sound
+            self.audio.value = str(next((p for p in sounds if p.suffix.lower() in AUDIO_SUFFIXES),
+                                        next((p for p in sounds if str(p) != self.video.value), sounds[0])))
+        if self.identity.value is None:  # an adapted checkpoint dubs in seconds; else adapt now
+            self.identity.value = found[0][1] if found else ADAPT_NOW
+
+    def _uploaded(self, upload, dropdown) -> None:
+        paths = save_upload(upload.value, self.upload_dir)
+        if paths:
+            dropdown.options = list(dropdown.options) + [(f"uploaded/{p.name}", str(p)) for p in paths]
+            dropdown.value = str(paths[-1])
+            (self.video_path if dropdown is self.video else self.audio_path).value = ""
+
+    def video_file(self) -> Path | None:
+        typed = self.video_path.value.strip()
+        return Path(typed).expanduser() if typed else (Path(self.video.value) if self.video.value else None)
+
+    def audio_file(self) -> Path | None:
+        typed = self.audio_path.value.strip()
+        return Path(typed).expanduser() if typed else (Path(self.audio.value) if self.audio.value else None)
+
+    def _default_out(self, change=None) -> None:
+        v, a = self.video_file(), self.audio_file()
+        if v and a:
+            self.out.value = str(self.out_dir / f"{v.stem}__{a.stem}.mp4")
+
+    def _identity_changed(self) -> None:
+        self.adapt_frames.disabled = self.identity.value != ADAPT_NOW
+
+    def _face_changed(self) -> None:
+        if self.check_result is not None and not self.busy:
+            self.start_check()
+
+    def dub_overrides(self) -> dict:
+        dub_cfg = self.settings()
+        return {**self.overrides, **absolute_settings(dub_cfg, self.base), "postprocess": bool(self.postprocess.value),
+                "shorter": self.shorter.value, "blend": {"method": self.blend.value},
+                "adapt": {"frames": int(self.adapt_frames.value)}}
+
+    # ------------------------------------------------------------------ jobs
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def say(self, text: str, kind: str = "info") -> None:
+        colour = {"error": "#b00020", "ok": "#0a7d28", "info": "#333"}[kind]
+        self.message.value = f'<span class="dead-studio-{kind}" style="color:{colour}">{html.escape(text)}</span>'
+
+    def _start(self, what: str, job: Callable[[], None]) -> bool:
+        """Run ``job`` in the background unless a job runs; errors become one-line messages."""
+        with self._lock:
+            if self.busy:
+                self.say(f"a {what} cannot start: another run is still going (wait, or press Cancel)", "error")
+                return False
+            self._cancel.clear()
+            self._thread = threading.Thread(target=self._guarded, args=(what, job), daemon=True, name=f"studio-{what}")
+            self.check_button.disabled = self.dub_button.disabled = True
+            self.cancel_button.disabled = what != "dub"
+            self._thread.start()
+        return True
+
+    def _guarded(self, what: str, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except DubCancelled as err:
+            self.say(f"cancelled: {err}", "info")
+        except Exception as err:  # noqa: BLE001 - shown as one line, never a traceback wall
+            self.say(one_line(err), "error")
+            self.last_traceback = traceback.format_exc()
+        finally:
+            self.check_button.disabled = self.dub_button.disabled = False
+            self.cancel_button.disabled = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running job ends (tests); True when none runs any more."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.busy
+
+    def cancel(self) -> None:
+        if self.busy:
+            self._cancel.set()
+            self.say("cancelling after the current chunk…")
+
+    def _need(self, path: Path | None, what: str) -> Path:
+        if path is None:
+            raise DubInputError(f"--{what}: choose a {what} file (list, typed path or upload)")
+        return path
+
+    def start_check(self) -> bool:
+        return self._start("check", self._check)
+
+    def _check(self) -> None:
+        video = self._need(self.video_file(), "video")
+        self.say(f"checking {video.name}: tracking the face (cached for the dub)…")
+        self._t0 = time.perf_counter()
+        self.stage.value = "check: prepare"
+        res = check_face(video, self.settings(), self.params, self.face.value)
+        self.check_result = res
+        self.check_image.value = png(res.image)
+        self.check_box.layout.display = None
+        several = res.several_faces
+        self.face.layout.display = None if several else "none"
+        lines = [f"{res.frames} frames, {res.no_face_frames} without a face (passed through unchanged)",
+                 f"first face on frame {res.first}: green box = dubbed face, blue = lower face re-rendered, red = mouth"]
+        if several:
+            lines.append(f"{max(res.tracked_faces, res.faces_seen_max)} faces seen (grey boxes): choose which to dub "
+                         f"with 'face' (now: {self.face.value})")
+        lines += [f"note: {w}" for w in res.warnings]
+        self.check_info.value = "<ul class='dead-studio-check'>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines) + "</ul>"
+        self.stage.value = f"check done · {time.perf_counter() - self._t0:.0f} s"
+        self.say("check done: press Dub", "ok")
+
+    def start_dub(self) -> bool:
+        return self._start("dub", self._dub)
+
+    def _on_progress(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if stage != "render" or done in (0, total) or now - self._last_update > 0.25:
+            self._last_update = now
+            self.bar.max, self.bar.value = (total, done) if stage == "render" else (len(STAGES), STAGES.index(stage))
+            self.stage.value = html.escape(eta_text(stage, done, total, now - self._t0))
+            if stage not in self.stages_seen:
+                self.stages_seen.append(stage)
+
+    def _dub(self) -> None:
+        video, audio = self._need(self.video_file(), "video"), self._need(self.audio_file(), "audio")
+        out = Path(self.out.value.strip() or self.out_dir / "dub.mp4")
+        if out.parent == self.out_dir:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.runs_started += 1
+        self.stages_seen = []
+        self.result_box.layout.display = "none"
+        self.say(f"dubbing {video.name} with {audio.name}…")
+        self._t0 = time.perf_counter()
+        result = dub(video, audio, self.identity.value, out, profile=self.profile.value, params_path=self.params_path,
+                     progress=False, overrides=self.dub_overrides(), track_select=self.face.value,
+                     on_progress=self._on_progress, cancel=self._cancel.is_set)
+        self.result = result
+        self.stage.value = html.escape(f"done: {result.n_frames} frames in {time.perf_counter() - self._t0:.0f} s")
+        self.bar.max, self.bar.value = 1, 1
+        self._show_result(result, audio)
+        self.say(f"written {result.out}", "ok")
+
+    # ------------------------------------------------------------------ result
+
+    def _show_result(self, result, audio: Path) -> None:
+        from deadlib.data.video import read_video
+        from deadlib.dub.report import (
+            correlations,
+            mouth_curves,
+            own_audio,
+            source_frames,
+        )
+
+        self.curves = mouth_curves(result, load_new_audio(audio), own_audio(result.video))
+        self.sync = correlations(self.curves, result.valid)
+        out_frames, _ = read_video(result.out, max_side=320)
+        src = source_frames(result)
+        step = max(1, int(np.ceil(max(src.shape[1:3]) / 320)))
+        self._frames = (src[:, ::step, ::step], out_frames)
+        original, dubbed = data_url(Path(result.video)), data_url(Path(result.out))
+        cell = lambda cls, title, url, path: (  # noqa: E731
+            f'<figure style="margin:0 8px 0 0"><figcaption>{title}</figcaption>'
+            + (f'<video class="{cls}" controls width="360" src="{url}"></video>' if url else
+               f'<code>{html.escape(str(path))}</code> (too large to embed)') + "</figure>")
+        self.player.value = ('<div class="dead-studio-player" style="display:flex">'
+                             + cell("dead-studio-original", "original", original, result.video)
+                             + cell("dead-studio-dubbed", "dubbed (new audio)", dubbed, result.out) + "</div>")
+        self.frame.max = len(out_frames) - 1
+        self.frame.value = int(np.argmax(self.curves["mouth_open"])) if len(out_frames) else 0
+        self._show_compare()
+        self.plot.value = plot_sync(self.curves)
+        rows = "".join(f"<tr><td>{k}</td><td>{v:+.3f}</td></tr>" for k, v in self.sync.items())
+        self.figures.value = ("<table class='dead-studio-sync'><tr><th>sync figure (r with audio loudness; "
+                              "_new = the new audio, _own = the video's own)</th><th>r</th></tr>" + rows + "</table>")
+        link = (f' · <a download="{html.escape(result.out.name)}" href="{dubbed}">download</a>' if dubbed else "")
+        self.link.value = f'<span class="dead-studio-output">output: <code>{html.escape(str(result.out))}</code></span>{link}'
+        self.result_box.layout.display = None
+
+    def _show_compare(self) -> None:
+        if self._frames is None:
+            return
+        src, out = self._frames
+        k = min(int(self.frame.value), len(out) - 1, len(src) - 1)
+        self.compare.value = png(wipe(src[k], out[k], self.split.value))

@@ -1,0 +1,1 @@
+"""Maintenance commands: README tables generated from metrics, the package layout check."""

@@ -1,0 +1,142 @@
+"""README tables generated from the committed metrics files — never typed by hand.
+
+Every results table of README.md sits between a pair of markers
+
+    <!-- generated:NAME -->  ...  <!-- /generated:NAME -->
+
+and is rebuilt from ``metrics/`` by this module; a unit test fails when README and metrics
+disagree, so a rerun that moves a number cannot leave a stale table behind. Tables show every
+metric the stage writes (``null`` = not computable here, shown as —), whichever way it points.
+
+    python -m deadlib.tools.readme_tables            # rewrite README.md's generated blocks
+    python -m deadlib.tools.readme_tables --check    # exit 1 (listing the blocks) when README is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from deadlib.core.config import load_params
+from deadlib.eval.study import (
+    CURVE_METRICS,
+    LOWER_IS_BETTER,
+    ablation_table,
+    load_cells,
+    markdown_table,
+    style_table,
+    summarise,
+)
+
+BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
+
+
+def _fmt(value: Any) -> str:
+    """Numbers with 4 significant digits (ints as ints); None → —."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or isinstance(value, int) or (isinstance(value, float) and value.is_integer()
+                                                              and abs(value) >= 1):
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _source(path: str) -> str:
+    return f"_Generated from `{path}` by `python -m deadlib.tools.readme_tables`._\n"
+
+
+def flat_table(root: Path, label: str) -> str:
+    """The flat metrics JSON ``root/label`` as a two-column table, every key in file order."""
+    path = root / label
+    if not path.is_file():
+        return f"_`{label}` does not exist yet: run its DVC stage (`dvc repro`)._\n"
+    metrics = json.loads(path.read_text())
+    return markdown_table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()]) + "\n" + _source(label)
+
+
+def _study_cells(root: Path) -> tuple[dict, list[dict]]:
+    """(params' study section, the committed cells of its identities)."""
+    study = load_params(root / "params.yaml")["study"]
+    return study, [r for r in load_cells(root / "metrics" / "adapt") if r["identity"] in study["identities"]]
+
+
+def study_tables(root: Path) -> str:
+    """Size study: one row per (metric, method), one column per N; every metric the harness computes."""
+    study, rows = _study_cells(root)
+    summary = summarise(rows, CURVE_METRICS)
+    sizes = sorted({int(r["n_frames"]) for r in rows if r["label"] in ("Baseline", "Ours")})
+    table = []
+    for metric in CURVE_METRICS:
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        for label in ("Baseline", "Ours"):
+            table.append([f"{metric} {arrow}", label, *[_fmt(summary.get((label, n), {}).get(metric)) for n in sizes]])
+    ids = ", ".join(study["identities"])
+    return (markdown_table(["metric", "method", *[f"N={n}" for n in sizes]], table)
+            + f"\nHeld-out identities: {ids}; one seed. " + _source("metrics/adapt/*.json"))
+
+
+def ablation_block(root: Path) -> str:
+    study, rows = _study_cells(root)
+    metrics = ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lmd_mouth_px", "frame_psnr", "frame_ssim",
+               "sync_conf_deadlib", "fid", "frame_fid", "fvd")
+    header, table = ablation_table(summarise(rows, metrics), int(study["ablation_size"]), metrics)
+    return (markdown_table(header, [[r[0], *map(_fmt, r[1:])] for r in table])
+            + f"\nN = {study['ablation_size']}. " + _source("metrics/adapt/*.json"))
+
+
+def style_block(root: Path) -> str:
+    header, table = style_table(root / "metrics" / "style")
+    return markdown_table(header, [list(map(_fmt, r)) for r in table]) + "\n" + _source("metrics/style/*.json")
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
+    "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
+    "study": study_tables,
+    "ablation": ablation_block,
+    "audio2expr": lambda root: flat_table(root, "metrics/train_audio2expr.json"),
+    "style": style_block,
+    "dub": lambda root: flat_table(root, "metrics/dub.json"),
+}
+
+
+def render(readme: str, root: Path) -> tuple[str, list[str]]:
+    """README text with every generated block rebuilt; also the names of the blocks that changed."""
+    changed: list[str] = []
+
+    def rebuild(match: re.Match) -> str:
+        name = match["name"]
+        if name not in BLOCKS:
+            raise KeyError(f"README has a generated block {name!r} that deadlib.tools.readme_tables does not know; "
+                           f"known: {sorted(BLOCKS)}")
+        body = BLOCKS[name](root)
+        if body != match["body"]:
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(rebuild, readme), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deadlib.tools.readme_tables", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=Path(__file__).resolve().parents[2], type=Path)
+    parser.add_argument("--check", action="store_true", help="only report stale blocks (exit 1)")
+    args = parser.parse_args(argv)
+    path = args.root / "README.md"
+    text, changed = render(path.read_text(), args.root)
+    if args.check:
+        if changed:
+            print(f"README.md is stale in blocks {changed}: run python -m deadlib.tools.readme_tables", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    print(f"README.md: rebuilt {changed or 'nothing (up to date)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

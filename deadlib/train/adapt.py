@@ -1,0 +1,123 @@
+"""Adaptation to a new actor (§3.3) and the scratch baseline (§4.4), one study cell at a time.
+
+``adapt`` gives the held-out actor a fresh random neural texture and trains it, together with
+the renderer, on the FIRST ``n_frames`` training frames of that actor, with generic prior windows
+mixed in (``deadlib.train.mixing``). The renderer (and discriminator) start from the prior checkpoint,
+or from scratch when ``prior_ckpt`` is None — the baseline of Table 4 / Fig. 7. Both get the same
+step budget per N (``study_config.step_budget``); optimisers start fresh and the step counter
+starts at 0. A study cell (adapt + evaluate + metrics file) is ``deadlib.eval.cell``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from deadlib.core.config import require_keys, seed_everything, stage_config
+from deadlib.data.dataset import load_splits
+from deadlib.train.distributed import DistContext, current_context
+from deadlib.train.loop import TrainConfig, load_checkpoint, train
+from deadlib.train.mixing import MixedDataset
+from deadlib.train.prior import val_indices
+from deadlib.train.study_config import step_budget
+
+ADAPT_ONLY = ("steps_by_n", "adv_start_fraction")
+
+
+class AdaptError(ValueError):
+    """Adaptation cannot run with these inputs; the message says why and what to do."""
+
+
+def adapt_config(profile: str | None, params_path: str | os.PathLike | None, n_frames: int,
+                 params: Mapping | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """(TrainConfig for a cell of ``n_frames``, adapt-only settings) from params.yaml.
+
+    ``steps`` = the step budget of N; ``adv_start_step`` = adv_start_fraction × steps."""
+    sec = stage_config("adapt", profile, params=params, params_path=params_path)
+    require_keys("adapt", sec, ADAPT_ONLY)
+    extra = {k: sec.pop(k) for k in ADAPT_ONLY}
+    steps = step_budget(n_frames, extra["steps_by_n"])
+    sec.update(steps=steps, adv_start_step=int(round(extra["adv_start_fraction"] * steps)))
+    renderer = stage_config("renderer", profile, params=params, params_path=params_path)
+    return TrainConfig.from_dict(sec, renderer=renderer), extra
+
+
+def window_dataset(cache_root, names, split, window, n_refs, seed, n_train_frames=None) -> Dataset:
+    """``deadlib.data.dataset.WindowDataset`` (the default ``make_dataset``)."""
+    from deadlib.data.dataset import WindowDataset
+
+    return WindowDataset(cache_root, names, split=split, n_train_frames=n_train_frames, window=window,
+                         n_refs=n_refs, seed=seed)
+
+
+def _prior_state(prior_ckpt: str | os.PathLike, cfg: TrainConfig, identity: str, device: torch.device):
+    """The prior's renderer, D and textures with fresh optimisers, step 0, plus a new texture."""
+    state = load_checkpoint(prior_ckpt, device, cfg, restore_rng=False, load_optimizers=False)
+    if identity in state.bank:
+        raise AdaptError(f"{identity!r} already has a texture in the prior {prior_ckpt}: it was a prior "
+                         "identity, so adapting to it would test on training data; pick a held-out one")
+    state.step, state.checkpoint_config = 0, None
+    seed_everything(cfg.seed)                                       # the new texture's init
+    state.add_identity(identity)
+    return state
+
+
+def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cfg: TrainConfig | Mapping,
+          cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike, out_dir: str | os.PathLike,
+          mixed_ratio: float = 1.0, progress: bool = True, make_dataset: Callable[..., Dataset] | None = None,
+          ctx: DistContext | None = None) -> dict[str, Any]:
+    """Train one cell: ``identity`` on its first ``n_frames`` train frames for ``cfg.steps`` steps.
+
+    ``prior_ckpt`` None = from scratch (baseline). ``splits``: the prior identities mixed in at
+    ``mixed_ratio`` generic:actor windows (0 = none). Checkpoint and DVCLive logs go to
+    ``out_dir`` (a rerun resumes / returns at once). Returns train()'s result plus ``info``
+    (numbers for the metrics file) and the datasets.
+    """
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    ctx = ctx or current_context(cfg.device)
+    r = cfg.renderer
+    if n_frames < r.window:
+        raise AdaptError(f"n_frames={n_frames} is shorter than one training window (T={r.window}); use N >= T")
+    prior_names = load_splits(splits)["prior"]
+    if identity in prior_names:
+        raise AdaptError(f"{identity!r} is a prior identity; adapt to a held-out one")
+    make = make_dataset or window_dataset
+    person = make(cache_root, [identity], "train", r.window, r.n_refs, cfg.seed, n_train_frames=n_frames)
+    generic = make(cache_root, prior_names, "train", r.window, r.n_refs, cfg.seed) if mixed_ratio > 0 else None
+    data = MixedDataset(person, generic, mixed_ratio, cfg.seed)
+    if len(data) < cfg.batch_size:
+        raise AdaptError(f"{len(data)} training windows for {identity} at N={n_frames} (mixed_ratio "
+                         f"{mixed_ratio}) are fewer than batch_size={cfg.batch_size}; use a larger N or batch")
+    test = make(cache_root, [identity], "test", r.window, r.n_refs, cfg.seed)
+    val = Subset(test, val_indices(len(test), cfg.n_val_windows))
+    out_dir = Path(out_dir)
+    initial = None
+    if prior_ckpt is not None and not (out_dir / "checkpoint.pt").is_file():
+        initial = _prior_state(prior_ckpt, cfg, identity, ctx.device)
+    start = time.perf_counter()
+    result = train(cfg, data, val, out_dir, resume=True, progress=progress, identities=data.names,
+                   initial_state=initial, ctx=ctx)
+    seconds = time.perf_counter() - start
+    done = result["step"] - result["start_step"]
+    info = {"n_frames": int(n_frames), "steps": int(result["step"]), "init_prior": int(prior_ckpt is not None),
+            "mixed_ratio": float(mixed_ratio), "person_fraction": data.person_fraction,
+            "n_train_windows": data.n_person, "n_generic_windows_per_epoch": data.n_generic,
+            "train_seconds": seconds if done else None, "seconds_per_step": seconds / done if done else None,
+            "vgg_loss_enabled": int(result["vgg_loss"] == "enabled"),
+            **{f"val_{k}": v for k, v in result["metrics"].items()}}
+    return {**result, "info": info, "train_set": data, "val_set": val, "test_set": test}
+
+
+def cell_settings(method: str, n_frames: int, profile: str | None = None,
+                  params_path: str | os.PathLike | None = None,
+                  mixed_ratio: float | None = None) -> tuple[TrainConfig, float]:
+    """(TrainConfig, mixed ratio) of a study cell; ``mixed_ratio`` None = params' ``mixing`` by method."""
+    cfg, _ = adapt_config(profile, params_path, n_frames)
+    if mixed_ratio is None:
+        mixed_ratio = stage_config("mixing", profile, params_path=params_path)[method]
+    return cfg, float(mixed_ratio)

@@ -1,0 +1,323 @@
+"""Audio-to-expression stage (§3.4): pre-train on the prior identities, fit each held-out person's
+style layer, and measure the lip vertex error before / after the style layer.
+
+Data: the prepare stage's caches. Per video the input is ``mel.npy`` (log-MEL, 80 rows/s) and the
+target is ``track.npz["expr"]`` — the face3d expression coefficients (N, K) in the corpus basis
+``expr_basis.npz``. Only frames with a tracked face are used, as runs of consecutive valid frames
+(a run starts on a multiple of 5 frames = 16 MEL rows so MEL and frames stay exactly aligned).
+Pre-training reads the *train* part of every prior video; the style layer of a held-out person is
+fitted on the first ``style.frames`` frames of its train part (the paper's few-shot setting) and
+both models are scored on that person's *test* part. The lip vertex error (LVE) decodes the
+coefficients through the basis at the FaceMesh mouth vertices (``facemesh.mouth``), in mm.
+
+Artefacts in ``out_dir``: ``audio2expr.pt`` (model config + weights + neutral + the basis hash it
+was trained for), ``style/<name>.pt`` per held-out identity, ``loss.csv``. Flat metrics JSON.
+Command line: ``python -m deadlib.train.audio2expr_stage --profile smoke --cache-root data/prepared``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from deadlib.core.config import seed_everything, stage_config, write_settings
+from deadlib.core.files import save_torch, write_json
+from deadlib.core.measures import pearson
+from deadlib.core.progress import progress_bar
+from deadlib.data.audio import log_mel
+from deadlib.data.dataset import load_splits
+from deadlib.data.face3d import ExpressionBasis
+from deadlib.data.facemesh import load_topology
+from deadlib.model.audio2expr import (
+    Audio2ExprConfig,
+    Audio2Expression,
+    Audio2ExprTrainConfig,
+    predict,
+    train_audio2expr,
+)
+from deadlib.model.expr_losses import MouthBasis, lip_vertex_error
+from deadlib.model.style_layer import (
+    PersonalisedAudio2Expression,
+    StyleLayer,
+    fit_style_layer,
+)
+
+CKPT_FORMAT = 1
+FRAMES_PER_ALIGN, MEL_PER_ALIGN = 5, 16  # 5 video frames = 16 MEL rows exactly (25 fps, 80 rows/s)
+CM_TO_MM = 10.0
+
+def a2e_settings(profile: str | None = None, params_path: str | os.PathLike | None = None,
+                 params: Mapping | None = None) -> dict:
+    """Effective ``audio2expr`` settings under ``profile`` (params.yaml's section, profile applied)."""
+    return stage_config("audio2expr", profile, params=params, params_path=params_path)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _report(folder: Path) -> dict:
+    path = folder / "report.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no prepared cache at {folder} (report.json missing); run the prepare stage")
+    report = json.loads(path.read_text())
+    if "splits" not in report:
+        raise FileNotFoundError(f"{folder} is only half prepared (no splits in report.json); re-run prepare")
+    return report
+
+
+def valid_runs(valid: np.ndarray, lo: int, hi: int, min_len: int = 1) -> list[tuple[int, int]]:
+    """Runs [a, b) of consecutive valid frames inside [lo, hi), each starting on a multiple of 5."""
+    runs, k = [], lo
+    ok = np.asarray(valid, bool)
+    while k < hi:
+        if not ok[k]:
+            k += 1
+            continue
+        end = k
+        while end < hi and ok[end]:
+            end += 1
+        start = -(-k // FRAMES_PER_ALIGN) * FRAMES_PER_ALIGN  # round up: exact MEL alignment
+        if end - start >= min_len:
+            runs.append((start, end))
+        k = end
+    return runs
+
+
+def clip_of(mel: np.ndarray, expr: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mel rows of frames [a, b) + 16 rows of right context, expr[a:b]); a must be a multiple of 5."""
+    row = a // FRAMES_PER_ALIGN * MEL_PER_ALIGN
+    last = -(-b * MEL_PER_ALIGN // FRAMES_PER_ALIGN) + 16
+    return np.asarray(mel[row:last], np.float32), np.asarray(expr[a:b], np.float32)
+
+
+def load_person_clips(cache_root: str | os.PathLike, name: str, split: str = "train",
+                      n_frames: int | None = None, min_len: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(mel (M, 80), expr (N, K)) clips of one prepared video's ``split`` (first ``n_frames`` of it)."""
+    folder = Path(cache_root) / name
+    lo, hi = _report(folder)["splits"][split]
+    if n_frames is not None:
+        hi = min(hi, lo + n_frames)
+    mel = np.load(folder / "mel.npy").astype(np.float32)  # (M, 80)
+    with np.load(folder / "track.npz") as track:
+        expr, valid = track["expr"].astype(np.float32), track["valid"]
+    return [clip_of(mel, expr, a, b) for a, b in valid_runs(valid, lo, hi, min_len)]
+
+
+def basis_digest(basis: ExpressionBasis) -> str:
+    """Short hash of a basis: a model predicts coefficients of one basis only."""
+    return hashlib.sha256(basis.mean.tobytes() + basis.components.tobytes()).hexdigest()[:16]
+
+
+def mouth_basis(basis: ExpressionBasis, device: torch.device | str = "cpu") -> MouthBasis:
+    """The basis restricted to the FaceMesh mouth vertices (on/inside the outer lip contour)."""
+    return MouthBasis.from_linear(basis.mean, basis.components, load_topology().mouth, device)
+
+
+# ----------------------------------------------------------------------------- models on disk
+
+
+def build_model(settings: Mapping, k: int) -> Audio2Expression:
+    return Audio2Expression(Audio2ExprConfig(K=k, **settings["model"]))
+
+
+def save_a2e(path: str | os.PathLike, model: Audio2Expression, basis: ExpressionBasis, meta: Mapping | None = None) -> Path:
+    """Atomic ``audio2expr.pt``: config, weights (incl. the neutral), basis hash, ``meta``."""
+    ckpt = {"format": CKPT_FORMAT, "kind": "audio2expr", "config": dataclasses.asdict(model.config),
+            "state_dict": model.state_dict(), "basis_digest": basis_digest(basis), "meta": dict(meta or {})}
+    save_torch(path, ckpt)
+    return path
+
+
+def load_a2e(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Audio2Expression, dict]:
+    """(model in eval mode, checkpoint info {basis_digest, meta, config})."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no audio-to-expression model at {path}; run the train_audio2expr stage "
+                                "(python -m deadlib.train.audio2expr_stage) or pass its audio2expr.pt")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("kind") != "audio2expr":
+        raise ValueError(f"{path} is not an audio2expr checkpoint (kind={ckpt.get('kind')!r})")
+    model = Audio2Expression(Audio2ExprConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), {k: ckpt[k] for k in ("basis_digest", "meta", "config")}
+
+
+def save_style(path: str | os.PathLike, style: StyleLayer, identity: str, meta: Mapping | None = None) -> Path:
+    data = {"format": CKPT_FORMAT, "kind": "style_layer", "identity": identity,
+            "scale": style.scale.detach().cpu(), "bias": style.bias.detach().cpu(), "meta": dict(meta or {})}
+    save_torch(path, data)
+    return path
+
+
+def load_style(path: str | os.PathLike, k: int) -> tuple[StyleLayer, str]:
+    """(StyleLayer, identity) from ``save_style``'s file; raises when it has not ``k`` coefficients."""
+    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if data.get("kind") != "style_layer":
+        raise ValueError(f"{path} is not a style-layer file (kind={data.get('kind')!r})")
+    if data["scale"].numel() != k:
+        raise ValueError(f"style layer {path} has {data['scale'].numel()} coefficients, the model K={k}")
+    style = StyleLayer(k)
+    with torch.no_grad():
+        style.scale.copy_(data["scale"])
+        style.bias.copy_(data["bias"])
+    return style, data["identity"]
+
+
+# ----------------------------------------------------------------------------- training + scoring
+
+
+def _train_config(settings: Mapping) -> Audio2ExprTrainConfig:
+    seed = settings.get("seed") or 0
+    return Audio2ExprTrainConfig(**{**settings["train"], "seed": int(seed)})
+
+
+def pretrain(settings: Mapping, clips: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis,
+             device: torch.device | str = "cpu", progress: bool = True) -> tuple[Audio2Expression, dict]:
+    """Multi-identity pre-training on (mel, expr) clips → (model, loss history)."""
+    seed_everything(int(settings.get("seed") or 0))
+    cfg = _train_config(settings)
+    model = build_model(settings, basis.n_expr)
+    clips = [c for c in clips if len(c[1]) >= cfg.window]
+    if not clips:
+        raise ValueError(f"no prior clip has {cfg.window} consecutive face frames; lower audio2expr.train.window")
+    bar = progress_bar(total=cfg.steps, desc="audio2expr") if progress else None
+    on_step = (lambda step, terms: bar.update(1)) if bar is not None else None
+    try:
+        history = train_audio2expr(model, clips, cfg, mouth_basis(basis, device), device, on_step=on_step)
+    finally:
+        if bar is not None:
+            bar.close()
+    return model, history
+
+
+def fit_person(base: Audio2Expression, cache_root: str | os.PathLike, name: str, basis: ExpressionBasis,
+               settings: Mapping, n_frames: int | None = None) -> tuple[PersonalisedAudio2Expression, dict]:
+    """Train ONLY a StyleLayer on ``name``'s first ``n_frames`` train frames (default style.frames)."""
+    style = settings["style"]
+    clips = load_person_clips(cache_root, name, "train", n_frames or style["frames"])
+    if not clips:
+        raise ValueError(f"{name}: no frames with a face among its first {n_frames or style['frames']} train frames")
+    model = PersonalisedAudio2Expression(base)
+    history = fit_style_layer(model, clips, steps=style["steps"], lr=style["lr"], basis=mouth_basis(basis),
+                              w_coef=style["w_coef"], w_vel=style["w_vel"], w_vertex=style["w_vertex"],
+                              prior_frames=style["prior_frames"])
+    return model, history
+
+
+def evaluate_clips(model: torch.nn.Module, clips: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis,
+                   chunk: int = 200) -> dict[str, Any]:
+    """LVE (mm) and jaw-coefficient correlation of ``model`` on clips; also the traces (pred, target)."""
+    preds = [predict(model, mel, len(expr), chunk=chunk) for mel, expr in clips]
+    pred, target = np.concatenate(preds), np.concatenate([e for _, e in clips])  # (N, K)
+    lve = lip_vertex_error(pred, target, mouth_basis(basis))
+    j = basis.jaw_index
+    return {"lve_mean_mm": lve["lve_mean"] * CM_TO_MM, "lve_max_mm": lve["lve_max"] * CM_TO_MM,
+            "jaw_corr": pearson(pred[:, j], target[:, j]), "pred": pred, "target": target}
+
+
+def score_person(person: PersonalisedAudio2Expression, test: list[tuple[np.ndarray, np.ndarray]],
+                 basis: ExpressionBasis, chunk: int = 200) -> dict[str, Any]:
+    """A person's test clips scored by the generic model ("before"), with the style layer ("after"),
+    and by a still neutral face (``static_lve_mean_mm``: the LVE of predicting no motion at all)."""
+    target = np.concatenate([e for _, e in test])                                  # (N, K)
+    neutral = np.broadcast_to(person.base.neutral.cpu().numpy(), target.shape)
+    static = lip_vertex_error(neutral, target, mouth_basis(basis))
+    return {"before": evaluate_clips(person.base, test, basis, chunk), "after": evaluate_clips(person, test, basis, chunk),
+            "static_lve_mean_mm": static["lve_mean"] * CM_TO_MM}
+
+
+def silence_check(model: torch.nn.Module, seconds: float = 2.0, floor_db: float = -70.0, seed: int = 0) -> dict[str, float]:
+    """Largest |expr − neutral| and frame-to-frame jaw change on digital silence and on a white-noise floor."""
+    base = model.base if isinstance(model, PersonalisedAudio2Expression) else model
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    out = {}
+    neutral = base.neutral.cpu().numpy()
+    if isinstance(model, PersonalisedAudio2Expression):
+        neutral = model.style(base.neutral[None]).detach().cpu().numpy()[0]
+    for label, audio in (("digital", np.zeros(n, np.float32)),
+                         ("noise", (10 ** (floor_db / 20) * rng.standard_normal(n)).astype(np.float32))):
+        pred = predict(model, log_mel(audio), int(seconds * 25))
+        out[f"silence_{label}_max_dev"] = float(np.abs(pred - neutral).max())
+        out[f"silence_{label}_jitter"] = float(np.abs(np.diff(pred, axis=0)).mean())
+    return out
+
+
+def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | os.PathLike,
+              metrics_path: str | os.PathLike | None = None, device: torch.device | str = "cpu",
+              progress: bool = True) -> dict[str, Any]:
+    """Pre-train, fit every held-out identity's style layer, score before/after; write artefacts + metrics."""
+    cache_root, out_dir = Path(cache_root), Path(out_dir)
+    splits = load_splits(cache_root)
+    basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
+    window = settings["train"]["window"]
+    prior_clips = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "train", min_len=window)]
+    model, history = pretrain(settings, prior_clips, basis, device, progress)
+    model.cpu().eval()
+    meta = {"profile": settings.get("profile"), "steps": len(history["loss"]), "prior": splits["prior"]}
+    save_a2e(out_dir / "audio2expr.pt", model, basis, meta)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "loss.csv", "w", newline="") as f:
+        keys = [k for k in ("loss", "coef", "vel", "vertex", "lr") if k in history]
+        writer = csv.writer(f)
+        writer.writerow(["step", *keys])
+        writer.writerows([i, *(history[k][i] for k in keys)] for i in range(len(history["loss"])))
+    chunk = settings["chunk"]
+    prior_test = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "test")]
+    per_person = {}
+    for name in splits["heldout"]:
+        test = load_person_clips(cache_root, name, "test")
+        if not test:
+            continue
+        person, style_hist = fit_person(model, cache_root, name, basis, settings)
+        save_style(out_dir / "style" / f"{name}.pt", person.style, name, {"frames": settings["style"]["frames"]})
+        per_person[name] = {**score_person(person, test, basis, chunk), "style_loss": style_hist["loss"],
+                            "model": person}
+    metrics: dict[str, float] = {"steps": len(history["loss"]), "final_loss": float(np.mean(history["loss"][-10:])),
+                                 "n_prior": len(splits["prior"]), "n_heldout": len(per_person),
+                                 "prior_frames": int(sum(len(e) for _, e in prior_clips))}
+    if prior_test:
+        prior_eval = evaluate_clips(model, prior_test, basis, chunk)
+        metrics.update(prior_test_lve_mean_mm=prior_eval["lve_mean_mm"], prior_test_jaw_corr=prior_eval["jaw_corr"])
+    if per_person:
+        mean = lambda f: float(np.mean([f(r) for r in per_person.values()]))  # noqa: E731
+        for when in ("before", "after"):
+            for key in ("lve_mean_mm", "lve_max_mm", "jaw_corr"):
+                metrics[f"{key}_{when}"] = mean(lambda r: r[when][key])
+        metrics["lve_mean_mm_static"] = mean(lambda r: r["static_lve_mean_mm"])
+    metrics.update(silence_check(model))
+    if metrics_path:
+        write_json(metrics_path, metrics)
+        write_settings(metrics_path, settings)
+    return {"metrics": metrics, "model": model, "history": history, "basis": basis, "per_person": per_person,
+            "checkpoint": out_dir / "audio2expr.pt"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """CLI: ``python -m deadlib.train.audio2expr_stage --profile smoke --cache-root data/prepared --out models/audio2expr``."""
+    ap = argparse.ArgumentParser(prog="python -m deadlib.train.audio2expr_stage", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=None, help="smoke | default | full (default: params.yaml's)")
+    ap.add_argument("--params", default=None)
+    ap.add_argument("--cache-root", default="data/prepared")
+    ap.add_argument("--out", default="models/audio2expr")
+    ap.add_argument("--metrics", default="metrics/train_audio2expr.json")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_stage(a2e_settings(args.profile, args.params), args.cache_root, args.out, args.metrics)
+    print(json.dumps(result["metrics"], indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -269,7 +269,7 @@ class Audio2ExprTrainConfig:
     grad_clip: float = 1.0
     w_coef: float = 1.0
     w_vel: float = 1.0
-    w_vertex: float = 0.0  # mouth-vertex MSE (needs a basis)
+    w_vertex: float = 1.0  # mouth-vertex MSE (needs a basis; 0 without one)
     silence_prob: float = 0.3  # chance that a crop gets a stretch of silence
     silence_floors_db: list[float] = field(default_factory=lambda: [-90.0, -80.0, -70.0, -60.0])
     gain_db: float = 6.0  # random loudness change of a crop, ± dB

@@ -54,3 +54,35 @@ def test_repo_params_have_every_profile_valid(repo_root):
 def test_device_auto_is_never_hardcoded():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").type == "cpu"
+
+
+# (dataclass, params section, key path inside it): a default that differs from params.yaml's default
+# profile would silently change a run that forgets to pass the value.
+DEFAULTED = [("deadlib.train.checkpoint", "TrainConfig", "train_prior", ()),
+             ("deadlib.train.checkpoint", "LossConfig", "train_prior", ()),
+             ("deadlib.model.renderer", "RendererConfig", "renderer", ()),
+             ("deadlib.model.audio2expr", "Audio2ExprConfig", "audio2expr", ("model",)),
+             ("deadlib.model.audio2expr", "Audio2ExprTrainConfig", "audio2expr", ("train",)),
+             ("deadlib.data.track", "TrackSettings", "prepare", ("track",)),
+             ("deadlib.eval.evaluate", "EvalSettings", "evaluate", ()),
+             ("deadlib.synth.generate", "SynthSettings", "synth", ())]
+
+
+@pytest.mark.parametrize("module, name, section, keys", DEFAULTED, ids=[d[1] for d in DEFAULTED])
+def test_dataclass_defaults_equal_the_default_profile(repo_root, module, name, section, keys):
+    import dataclasses
+    import importlib
+
+    cls = getattr(importlib.import_module(module), name)
+    values = stage_config(section, "default", params_path=repo_root / "params.yaml")
+    for key in keys:
+        values = values[key]
+    differ = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = list(default) if isinstance(default, tuple) else default
+        if default != values[f.name]:
+            differ[f.name] = (default, values[f.name])
+    assert not differ, f"{name} defaults differ from params.yaml {section} (default profile): {differ}"

@@ -161,7 +161,8 @@ def write_params(path: Path) -> Path:
     """Smoke sizes, GAN + lazy R1 on, minibatch-stddev off (see the module docstring)."""
     params = {"profile": "smoke", "seed": 0, "device": "cpu",
               "renderer": {**SMOKE_RENDERER, "disc_mbstd": False},
-              "train_prior": {"steps": 6, "batch_size": 4, "lambda_vgg": 0.0, "lambda_adv": 0.05, "r1_gamma": 1.0,
+              "train_prior": {"steps": 6, "batch_size": 4, "lambda_vgg": 0.0, "lambda_adv": 0.05, "adv_start_step": 0,
+                              "log_every": 1, "r1_gamma": 1.0,
                               "r1_every": 2, "eval_every": 2, "ckpt_every": 2, "n_val_windows": 4, "n_samples": 2}}
     path.write_text(yaml.safe_dump(params))
     return path

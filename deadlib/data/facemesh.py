@@ -62,12 +62,6 @@ class FaceTopology:
         inside[vertex_ids] = True
         return np.flatnonzero(inside[self.faces].all(axis=1))
 
-    def vertex_mask(self, vertex_ids: np.ndarray) -> np.ndarray:
-        """(468,) float32 indicator of a vertex set — rasterised to get region masks."""
-        mask = np.zeros(N_LANDMARKS, np.float32)
-        mask[vertex_ids] = 1.0
-        return mask
-
 
 @lru_cache(maxsize=1)
 def load_topology(path: str | Path = ASSET) -> FaceTopology:

@@ -7,8 +7,6 @@
 * I3D (Carreira & Zisserman 2017) for FVD: a compact InceptionI3d whose parameter names follow
   the widely shared PyTorch port, so ``i3d_pretrained_400.pt`` (Kinetics-400) loads directly.
   Its output is the 400-d logits averaged over time, as in the common FVD implementations.
-* SyncNet (Chung & Zisserman 2016) audio/visual two-stream network; parameter names follow
-  ``syncnet_v2.model`` so it loads directly (used for LSE-C/D where weights exist).
 
 Missing files raise ``WeightsUnavailable`` naming where we looked and what to provide. The
 ``random_*`` constructors are for TESTS ONLY: they exercise the code paths with random weights,
@@ -29,7 +27,6 @@ from deadlib.model.vgg import WeightsUnavailable
 
 INCEPTION_FILENAME = "inception_v3_google-0cc3c7bd.pth"
 I3D_FILENAME = "i3d_pretrained_400.pt"
-SYNCNET_FILENAME = "syncnet_v2.model"
 
 
 def _find(path: str | os.PathLike | None, fallback: list[Path], what: str, how: str) -> Path:
@@ -257,58 +254,3 @@ def random_i3d(seed: int = 0, resize_to: int | None = None) -> I3DLogits:
         net = InceptionI3d(400)
         _kaiming(net)
     return I3DLogits(net, resize_to)
-
-
-# ----------------------------------------------------------------------------- SyncNet (LSE)
-
-def _stack(kind: str, spec: list[tuple]) -> nn.Sequential:
-    """Conv → BN → ReLU [→ MaxPool] blocks; ``spec`` rows: (cin, cout, kernel, stride, pad, pool|None)."""
-    conv, bn, pool = {"2d": (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d),
-                      "3d": (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)}[kind]
-    layers: list[nn.Module] = []
-    for cin, cout, k, s, p, mp in spec:
-        layers += [conv(cin, cout, k, s, p), bn(cout), nn.ReLU(inplace=True)]
-        if mp is not None:
-            layers.append(pool(*mp))
-    return nn.Sequential(*layers)
-
-
-def _head(dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, dim))
-
-
-class SyncNet(nn.Module):
-    """Two streams into a shared embedding space (SyncNet v2 layout).
-
-    audio: (N, 1, 13, 20) MFCC windows (0.2 s at 100 Hz) → (N, 1024);
-    lip:   (N, 3, 5, 224, 224) five mouth-region frames → (N, 1024).
-    """
-
-    def __init__(self, dim: int = 1024):
-        super().__init__()
-        self.netcnnaud = _stack("2d", [
-            (1, 64, 3, 1, 1, ((1, 1), (1, 1))), (64, 192, 3, 1, 1, ((3, 3), (1, 2))),
-            (192, 384, 3, 1, 1, None), (384, 256, 3, 1, 1, None), (256, 256, 3, 1, 1, ((3, 3), (2, 2))),
-            (256, 512, (5, 4), 1, 0, None)])
-        self.netfcaud = _head(dim)
-        self.netcnnlip = _stack("3d", [
-            (3, 96, (5, 7, 7), (1, 2, 2), 0, ((1, 3, 3), (1, 2, 2))),
-            (96, 256, (1, 5, 5), (1, 2, 2), (0, 1, 1), ((1, 3, 3), (1, 2, 2), (0, 1, 1))),
-            (256, 256, (1, 3, 3), 1, (0, 1, 1), None), (256, 256, (1, 3, 3), 1, (0, 1, 1), None),
-            (256, 256, (1, 3, 3), 1, (0, 1, 1), ((1, 3, 3), (1, 2, 2))),
-            (256, 512, (1, 6, 6), 1, 0, None)])
-        self.netfclip = _head(dim)
-
-    def forward_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.netfcaud(self.netcnnaud(mfcc).flatten(1))            # (N, 512) → (N, dim)
-
-    def forward_lip(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.netfclip(self.netcnnlip(frames).flatten(1))          # (N, 512) → (N, dim)
-
-
-def load_syncnet(path: str | os.PathLike | None = None, device: torch.device | str | None = None) -> SyncNet:
-    """SyncNet from a state-dict file such as ``syncnet_v2.model``; raises WeightsUnavailable."""
-    found = _find(path, [], "SyncNet", f"pass the path of the SyncNet v2 state dict ({SYNCNET_FILENAME}).")
-    net = SyncNet()
-    _strict_load(net, _load_state(found, "SyncNet"), found, "SyncNet v2")
-    return _freeze(net).to(device or "cpu")

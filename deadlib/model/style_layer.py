@@ -29,12 +29,6 @@ class StyleLayer(nn.Module):
     def forward(self, expr: torch.Tensor) -> torch.Tensor:
         return expr * self.scale + self.bias
 
-    def reset(self) -> None:
-        """Back to the identity map."""
-        with torch.no_grad():
-            self.scale.fill_(1.0)
-            self.bias.zero_()
-
 
 class PersonalisedAudio2Expression(nn.Module):
     """The pre-trained ``base`` followed by one person's ``StyleLayer`` (same call as the base)."""

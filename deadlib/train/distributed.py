@@ -71,11 +71,6 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer (set by torchrun)") from None
 
 
-def launched_by_torchrun() -> bool:
-    """True when torchrun (or another launcher) set WORLD_SIZE > 1 for this process."""
-    return _env_int("WORLD_SIZE", 1) > 1
-
-
 def _device_for(device: str | torch.device | None, local_rank: int) -> torch.device:
     dev = resolve_device(str(device) if isinstance(device, torch.device) else device)
     if dev.type == "cuda" and dev.index is None:

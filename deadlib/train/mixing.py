@@ -66,9 +66,6 @@ class MixedDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         return int(rng.integers(len(self.generic)))
 
-    def is_person(self, index: int) -> bool:
-        return 0 <= index < self.n_person
-
     def __getitem__(self, index: int) -> dict:
         index = int(index)
         if not 0 <= index < len(self):

@@ -12,10 +12,8 @@ import torch
 from deadlib.data.lipsync_probe import ridge_fit
 from deadlib.eval.feature_nets import (
     InceptionI3d,
-    SyncNet,
     load_i3d,
     load_inception,
-    load_syncnet,
     random_i3d,
     random_inception,
 )
@@ -198,7 +196,7 @@ def test_i3d_keeps_original_pool_at_224_layout():
 
 def test_loaders_without_weights_raise_and_metric_is_null(tmp_path):
     for loader in (lambda: load_inception(hub_dir=str(tmp_path)), lambda: load_i3d(None),
-                   lambda: load_i3d(tmp_path / "missing.pt"), lambda: load_syncnet(None)):
+                   lambda: load_i3d(tmp_path / "missing.pt")):
         with pytest.raises(WeightsUnavailable, match="not found"):
             loader()
     value, reason = metric_or_null(lambda: fid(np.zeros((2, 3)), inception_features(images(2, 75),
@@ -223,11 +221,7 @@ def test_loaders_read_state_dicts_from_disk(tmp_path):
     assert load_inception(hub_dir=str(tmp_path), resize_to=None)(torch.rand(1, 3, 75, 75)).shape == (1, 2048)
     torch.save({"foo": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(WeightsUnavailable, match="not a"):
-        load_syncnet(tmp_path / "bad.pt")
-    torch.save(SyncNet().state_dict(), tmp_path / "sync.model")
-    sync = load_syncnet(tmp_path / "sync.model")
-    with torch.no_grad():
-        assert sync.forward_audio(torch.randn(2, 1, 13, 20)).shape == (2, 1024)
+        load_i3d(tmp_path / "bad.pt")
 
 
 # ----------------------------------------------------------------------------- sync proxy

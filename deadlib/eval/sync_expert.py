@@ -55,7 +55,7 @@ class SyncExpertConfig:
     embed_dim: int = 128
     temperature: float = 0.1                          # InfoNCE softmax temperature on cosine
     lr: float = 0.001
-    steps: int = 3000
+    steps: int = 2000
     batch: int = 32
     n_shifts: int = 4                                 # shifted-audio negatives per sample
     min_shift: int = 2                                # a negative is ≥ this many frames off ...
@@ -253,9 +253,10 @@ class _Sampler:
         size = rng.integers(cfg.min_shift, cfg.max_shift + 1, size=(cfg.batch, cfg.n_shifts))
         shifts = size * rng.choice([-1, 1], size=size.shape)  # (B, S)
         video = torch.stack([mouth_crops(self.clips[k].frames[s:s + cfg.window], cfg) for k, s in picks])
-        centre = picks[:, 1] + half + self.margin  # bank row of the aligned audio
-        a_pos = torch.stack([self.banks[k][c] for (k, _), c in zip(picks, centre)])
-        a_shift = torch.stack([self.banks[k][c + shifts[b]] for b, ((k, _), c) in enumerate(zip(picks, centre))])
+        centre = picks[:, 1] + half + self.margin  # (B,) bank rows of the aligned audio
+        a_pos = torch.stack([self.banks[k][c] for k, c in zip(picks[:, 0], centre)])
+        rows = centre[:, None] + shifts  # (B, S) bank rows of the shifted audio
+        a_shift = torch.stack([self.banks[k][torch.as_tensor(r)] for k, r in zip(picks[:, 0], rows)])
         same = picks[:, None, 0] == picks[None, :, 0]
         near = np.abs(picks[:, None, 1] - picks[None, :, 1]) < cfg.min_shift
         return {"video": video, "a_pos": a_pos, "a_shift": a_shift,  # (B,T,3,c,c), (B,1,r,F), (B,S,1,r,F)

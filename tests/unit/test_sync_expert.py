@@ -88,6 +88,21 @@ def test_lse_scores_follow_syncnet_on_a_hand_made_matrix():
         se.lse_scores(distances[:, :4])
 
 
+def test_infonce_ranks_the_aligned_audio_first_and_ignores_blocked_negatives():
+    v = torch.eye(3, 8)  # (B, D) unit embeddings, aligned audio identical to the video
+    shifted = -v[:, None].expand(3, 4, 8)  # (B, S, D) opposite: clearly wrong
+    blocked = torch.eye(3, dtype=torch.bool)  # the sample's own aligned audio is no negative
+    loss, top1 = se.infonce_loss(v, v.clone(), shifted, blocked, temperature=0.1)
+    assert loss.item() < 1e-3 and top1.item() == 1.0  # an unmasked duplicate would cost log 2
+    near = blocked.clone()
+    near[0, 1] = True  # sample 1's audio is within min_shift of sample 0 in the same clip
+    a_pos = v.clone()
+    a_pos[1] = v[0]  # ... and sounds the same: masked, it must not count against sample 0
+    loss_near, _ = se.infonce_loss(v, a_pos, shifted, near, temperature=0.1)
+    loss_open, _ = se.infonce_loss(v, a_pos, shifted, blocked, temperature=0.1)
+    assert loss_near.item() < loss_open.item() - 0.1
+
+
 def test_offset_distances_pair_each_window_with_shifted_audio(trained):
     model, _, heldout = trained
     clip = heldout[0]

@@ -86,11 +86,11 @@ class SyncExpertConfig:
 def config_from_settings(settings: Mapping) -> SyncExpertConfig:
     """The config from params.yaml's ``sync_expert`` section (``stage_config`` output); seed = global seed."""
     names = [f.name for f in dataclasses.fields(SyncExpertConfig) if f.name != "seed"]
-    require_keys("sync_expert", settings, tuple(names))
+    require_keys("sync_expert", settings, (*names, "seed"))
     unknown = set(settings) - set(names) - {"profile", "seed", "device"}
     if unknown:
         raise ValueError(f"unknown sync_expert settings {sorted(unknown)}; known: {names}")
-    return SyncExpertConfig(**{k: settings[k] for k in names}, seed=int(settings.get("seed") or 0))
+    return SyncExpertConfig(**{k: settings[k] for k in names}, seed=int(settings["seed"]))
 
 
 # ----------------------------------------------------------------------------- data

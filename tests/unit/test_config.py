@@ -65,7 +65,8 @@ DEFAULTED = [("deadlib.train.checkpoint", "TrainConfig", "train_prior", ()),
              ("deadlib.model.audio2expr", "Audio2ExprTrainConfig", "audio2expr", ("train",)),
              ("deadlib.data.track", "TrackSettings", "prepare", ("track",)),
              ("deadlib.eval.evaluate", "EvalSettings", "evaluate", ()),
-             ("deadlib.synth.generate", "SynthSettings", "synth", ())]
+             ("deadlib.synth.generate", "SynthSettings", "synth", ()),
+             ("deadlib.eval.sync_expert", "SyncExpertConfig", "sync_expert", ())]
 
 
 @pytest.mark.parametrize("module, name, section, keys", DEFAULTED, ids=[d[1] for d in DEFAULTED])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deadlib.tools.layout import closure, import_graph
+from deadlib.tools.layout import closure, import_graph, module_files
 
 REPO = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -51,15 +51,18 @@ def stage_modules(name: str) -> set[str]:
     return closure(start, GRAPH)
 
 
-def module_path(module: str) -> str:
-    return module.replace(".", "/")
+FILES = {name: path.relative_to(REPO).as_posix() for name, path in module_files().items()}
+
+
+def covered(module: str, deps: list[str]) -> bool:
+    """A dep names the module's file or a folder above it."""
+    return any(FILES[module] == d or FILES[module].startswith(d.rstrip("/") + "/") for d in deps)
 
 
 @pytest.mark.parametrize("name", sorted(DVC))
 def test_stage_deps_cover_every_module_the_stage_can_import(name):
     deps = [d for d in stage_body(name)["deps"] if isinstance(d, str)]
-    missing = sorted(m for m in stage_modules(name)
-                     if m != "deadlib" and not any(module_path(m).startswith(d.rstrip("/")) for d in deps))
+    missing = sorted(m for m in stage_modules(name) if m != "deadlib" and not covered(m, deps))
     assert not missing, f"stage {name}: add the folders of {missing} to its deps in dvc.yaml"
     if "deadlib.data.facemesh" in stage_modules(name):
         assert "deadlib/assets" in deps, f"stage {name} loads the face topology: add deadlib/assets to its deps"

@@ -66,7 +66,7 @@ DEFAULTED = [("deadlib.train.checkpoint", "TrainConfig", "train_prior", ()),
              ("deadlib.data.track", "TrackSettings", "prepare", ("track",)),
              ("deadlib.eval.evaluate", "EvalSettings", "evaluate", ()),
              ("deadlib.synth.generate", "SynthSettings", "synth", ()),
-             ("deadlib.eval.sync_expert", "SyncExpertConfig", "sync_expert", ())]
+             ("deadlib.sync.expert", "SyncExpertConfig", "sync_expert", ())]
 
 
 @pytest.mark.parametrize("module, name, section, keys", DEFAULTED, ids=[d[1] for d in DEFAULTED])

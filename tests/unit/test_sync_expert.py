@@ -1,4 +1,4 @@
-"""The project's lip-sync expert (deadlib.eval.sync_expert): it learns sync on synthetic talking
+"""The project's lip-sync expert (deadlib.sync.expert): it learns sync on synthetic talking
 faces whose audio carries the mouth track, its scores follow SyncNet's definitions, and training
 reads nothing outside the frame ranges it is given."""
 
@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from deadlib.data.synthetic_windows import SyntheticWindows
-from deadlib.eval import sync_expert as se
+from deadlib.sync import expert as se
 
 torch.set_num_threads(1)
 

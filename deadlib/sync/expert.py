@@ -15,7 +15,7 @@ Offset convention: +k means the audio is k frames LATE (lips of frame i match so
 
 Data: a ``SyncClip`` is one contiguous segment the caller allows (e.g. a video's train part)
 with frames, MEL and valid flags sliced to it, so nothing outside it can be read.
-CLI (dvc stage ``train_sync_expert``): ``python -m deadlib.eval.sync_expert --profile smoke``.
+CLI (dvc stage ``train_sync_expert``): ``python -m deadlib.sync.expert --profile smoke``.
 """
 
 from __future__ import annotations
@@ -400,7 +400,7 @@ def load_expert(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no sync expert at {path}; run the train_sync_expert stage "
-                                "(python -m deadlib.eval.sync_expert)")
+                                "(python -m deadlib.sync.expert)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("kind") != "sync_expert" or ckpt.get("format") != EXPERT_FORMAT:
         raise ValueError(f"{path} is not a format-{EXPERT_FORMAT} sync expert (kind={ckpt.get('kind')!r}, "
@@ -436,7 +436,7 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
 
 def main(argv: list[str] | None = None) -> dict:
     """CLI of the ``train_sync_expert`` stage."""
-    ap = argparse.ArgumentParser(prog="python -m deadlib.eval.sync_expert", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m deadlib.sync.expert", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=None, help="smoke | default | full (default: params.yaml's)")
     ap.add_argument("--params", default=None)
     ap.add_argument("--cache-root", default="data/prepared")

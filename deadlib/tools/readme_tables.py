@@ -101,6 +101,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "audio2expr": lambda root: flat_table(root, "metrics/train_audio2expr.json"),
     "style": style_block,
     "dub": lambda root: flat_table(root, "metrics/dub.json"),
+    "sync_expert": lambda root: flat_table(root, "metrics/sync_expert.json"),
 }
 
 

@@ -25,10 +25,17 @@ def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"images must be (*, C, H, W), got {tuple(pred.shape)}")
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image: 10·log10(range² / MSE); +inf when identical."""
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 2.0,
+         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image: 10·log10(range² / MSE); +inf when identical.
+    ``mask`` (*, 1, H, W) in [0, 1]: the MSE is the mask-weighted mean (NaN where a mask is empty)."""
     _check(pred, target)
-    mse = (pred.double() - target.double()).pow(2).flatten(-3).mean(-1)  # (*,)
+    err = (pred.double() - target.double()).pow(2)                       # (*, C, H, W)
+    if mask is None:
+        mse = err.flatten(-3).mean(-1)                                    # (*,)
+    else:
+        weight = mask.double().expand_as(err)
+        mse = (err * weight).flatten(-3).sum(-1) / weight.flatten(-3).sum(-1)  # NaN for an empty mask
     with torch.no_grad():
         out = 10 * torch.log10(data_range**2 / mse)                      # inf where mse == 0
     return out.float()

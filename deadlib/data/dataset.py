@@ -1,10 +1,14 @@
 """Training windows over the prepare stage's caches: T consecutive valid frames + MEL + references.
 
 A window is T consecutive frames that all show the tracked face, inside one split of one video:
-``train`` = the first ``n_train_frames`` frames of the part before the test span (the data-size
-study of §4.4; None = all of it), ``test`` = the last ``test_seconds`` (ranges come from each
-video's report.json). References are R other valid frames of the same video and split, drawn
-outside the window (from the whole split only when nothing else is left).
+``train`` = the first ``n_train_frames`` frames of the train part (the data-size study of §4.4;
+None = all of it), ``val`` = the validation span before the test part, ``test`` = the last
+``test_seconds`` (ranges come from each video's report.json, see ``prepare.split_ranges``).
+References are R other valid frames of the same video drawn from ``ref_split`` (default: the
+window's own split, outside the window; from the whole pool only when nothing else is left).
+Validation and test windows take their references from the (first ``n_train_frames`` of the)
+train part — the frames a method has seen — so no test frame is ever an input besides its own
+masked frame.
 
 Memory: frames.npy and the raster arrays are memory-mapped (raster.npz is written uncompressed,
 so each member is mapped at its offset inside the zip); at most ``cache_size`` videos are
@@ -30,7 +34,7 @@ from torch.utils.data import Dataset
 from deadlib.data.audio import MEL_SILENCE, mel_window_starts
 from deadlib.data.face3d import MASK_FACE, MASK_LOWER, MASK_MOUTH, weight_map
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 class CacheError(ValueError):
@@ -88,18 +92,22 @@ class WindowDataset(Dataset):
 
     def __init__(self, cache_root: str | os.PathLike, names: list[str], split: str = "train",
                  n_train_frames: int | None = None, window: int = 5, n_refs: int = 1, seed: int = 0,
-                 fps: float = 25.0, mel_window: int = 16, cache_size: int = 4):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+                 fps: float = 25.0, mel_window: int = 16, cache_size: int = 4, ref_split: str | None = None):
+        for part in (split, ref_split or split):
+            if part not in SPLITS:
+                raise ValueError(f"split must be one of {SPLITS}, got {part!r}")
         if window < 1 or n_refs < 0:
             raise ValueError(f"need window >= 1 and n_refs >= 0, got {window}, {n_refs}")
         self.root, self.names, self.split = Path(cache_root), list(names), split
         self.window, self.n_refs, self.seed, self.epoch = window, n_refs, seed, 0
         self.fps, self.mel_window, self.cache_size = fps, mel_window, cache_size
+        self.ref_split = ref_split or split
         self.pools: list[np.ndarray] = []  # per video: allowed (valid, in-split) frame ids
+        self.ref_pools: list[np.ndarray] = []  # per video: frame ids references are drawn from
         starts = []
         for v, name in enumerate(self.names):
             pool = self._allowed(name, split, n_train_frames)
+            self.ref_pools.append(pool if self.ref_split == split else self._allowed(name, self.ref_split, n_train_frames))
             ok = np.zeros(pool.max() + 2 if len(pool) else 1, bool)
             ok[pool] = True
             run = np.convolve(ok.astype(int), np.ones(window, int), "valid")  # valid frames per window
@@ -118,11 +126,14 @@ class WindowDataset(Dataset):
             raise CacheError(f"no prepared cache for {name!r} in {self.root}; run the prepare stage "
                              f"(or check summary.json: the video may have been skipped)")
         ranges = json.loads((folder / "report.json").read_text())["splits"]
+        if split not in ranges:
+            raise CacheError(f"the prepared cache of {name!r} has no {split!r} part (made before the "
+                             "validation span existed); re-run the prepare stage (dvc repro prepare)")
         lo, hi = ranges[split]
         if split == "train" and n_train_frames is not None:
             if n_train_frames > hi - lo:
                 warnings.warn(f"{name}: {n_train_frames} training frames requested, only {hi - lo} "
-                              "before the test span; using all of them", stacklevel=3)
+                              "in the train part; using all of them", stacklevel=3)
             hi = min(hi, lo + n_train_frames)
         with np.load(folder / "track.npz") as track:
             valid = track["valid"]
@@ -153,11 +164,16 @@ class WindowDataset(Dataset):
     def references(self, index: int) -> np.ndarray:
         """(R,) frame ids of the references of item ``index`` (deterministic in seed, epoch, index)."""
         v, start = self.index[index]
-        pool = self.pools[v]
+        pool = self.ref_pools[v]
         outside = pool[(pool < start) | (pool >= start + self.window)]
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         choice = outside if len(outside) else pool
         return np.sort(rng.choice(choice, self.n_refs, replace=len(choice) < self.n_refs))
+
+    def frame_ids(self, index: int) -> np.ndarray:
+        """Every frame id item ``index`` reads: its T window frames, then its R references."""
+        start = int(self.index[index][1])
+        return np.concatenate([np.arange(start, start + self.window), self.references(index)])
 
     def _mel(self, mel: np.ndarray, start: int) -> torch.Tensor:
         """MEL windows (T, mel_window, 80) of frames start..start+T-1, reading only the rows they span."""

@@ -36,6 +36,7 @@ separated only by per-video averaging (a video whose speaker always smiles has t
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -218,19 +219,27 @@ class FaceFit:
 
 
 def fit_pose_identity(landmarks: np.ndarray, valid: np.ndarray, pose_smoothing: dict | None = None,
-                      fps: float = 25.0) -> FaceFit:
-    """Per-frame similarity pose (rigid upper face) + identity offset + residuals of one video."""
+                      fps: float = 25.0, identity_frames: np.ndarray | None = None) -> FaceFit:
+    """Per-frame similarity pose (rigid upper face) + identity offset + residuals of one video.
+
+    ``identity_frames`` (N,) bool: the frames the identity offset is averaged over (the prepare
+    stage passes the train part, so test frames never shape it); None = every valid frame."""
     valid = np.asarray(valid, bool)
     if landmarks.ndim != 3 or landmarks.shape[1:] != (N_LANDMARKS, 3):
         raise Face3DError(f"landmarks must be (N, {N_LANDMARKS}, 3), got {landmarks.shape}")
     if not valid.any():
         raise Face3DError("no valid frame to fit; the video has no tracked face")
+    use = valid if identity_frames is None else valid & np.asarray(identity_frames, bool)
+    if not use.any():  # no face in the train part: fit on every valid frame, and say so in the report
+        warnings.warn("no tracked face in the train part: the identity offset is averaged over all valid "
+                      "frames, test frames included", stacklevel=2)
+        use = valid
     mean, rid = canonical_mean(), rigid_ids()
     lms = landmarks[valid]
     template = mean
     for _ in range(2):  # fit against the mean, then once more against mean + identity
         pose_v = pose_to_params(*umeyama(template[rid], lms[:, rid]))
-        identity = (to_canonical(lms, pose_v) - mean).mean(0)
+        identity = (to_canonical(lms, pose_v) - mean)[use[valid]].mean(0)
         template = mean + identity
     pose = np.zeros((len(valid), POSE_DIM), np.float32)
     pose[valid] = pose_v

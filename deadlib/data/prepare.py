@@ -77,7 +77,7 @@ from deadlib.data.video import (
 )
 
 # The keys of params.yaml's `prepare` section that this module reads (values live only there).
-KEYS = ("fps", "sample_rate", "max_frames", "resolution", "test_seconds", "window", "strict", "workers",
+KEYS = ("fps", "sample_rate", "max_frames", "resolution", "test_seconds", "val_seconds", "window", "strict", "workers",
         "ram_budget_mb", "metric_frames", "track", "face3d", "crop", "raster")
 
 
@@ -178,7 +178,11 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
         n, valid = track.n_frames, track.valid
         with _timed(timings, "fit"):
             landmarks = smooth_series(track.landmarks, valid, track_cfg.smoothing, fps)
-            fit = face3d.fit_pose_identity(landmarks, valid, cfg["face3d"]["pose_smoothing"], fps)
+            # the identity offset is averaged over train-part frames only: test frames never shape it
+            train_lo, train_hi = split_ranges(n, cfg)[0]["train"]
+            identity_frames = valid & (np.arange(n) >= train_lo) & (np.arange(n) < train_hi)
+            fit = face3d.fit_pose_identity(landmarks, valid, cfg["face3d"]["pose_smoothing"], fps,
+                                           identity_frames=identity_frames)
         with _timed(timings, "crop"):
             # box of the posed neutral face (mean + identity): speech opens the jaw, never moves the crop
             neutral = face3d.posed_neutral(fit.pose, fit.identity)
@@ -235,21 +239,34 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
 # ----------------------------------------------------------------------------- splits + basis
 
 
-def split_ranges(n_frames: int, cfg: Mapping) -> tuple[int, str | None]:
-    """First test frame of a video: its last ``test_seconds`` (at most half the clip, warned)."""
+def split_ranges(n_frames: int, cfg: Mapping) -> tuple[dict[str, list[int]], str | None]:
+    """Frame ranges [lo, hi) of a video's three parts, in time order, and a note when shortened:
+
+    ``train`` (the first part: adaptation frames, the N-frame subsets, the identity offset),
+    ``val`` (the ``val_seconds`` before the test part: in-training validation, early stopping,
+    every choice of a setting) and ``test`` (the last ``test_seconds``: reported numbers only).
+    Short clips: the test part is at most half the clip and the validation part at most a
+    quarter of what is left, so the train part always keeps ≥ 3/8 of the frames."""
     cfg = settings(cfg)
     test = round(cfg["test_seconds"] * cfg["fps"])
+    val = round(cfg["val_seconds"] * cfg["fps"])
+    notes = []
     if test > n_frames // 2:
-        return n_frames - n_frames // 2, (f"clip of {n_frames} frames is short for a {test}-frame test span; "
-                                          f"the last {n_frames // 2} frames are the test split")
-    return n_frames - test, None
+        test = n_frames // 2
+        notes.append(f"clip of {n_frames} frames is short for a {round(cfg['test_seconds'] * cfg['fps'])}-frame "
+                     f"test span; the last {test} frames are the test split")
+    if val > (n_frames - test) // 4:
+        val = (n_frames - test) // 4
+        notes.append(f"validation span shortened to {val} frames (a quarter of the frames before the test part)")
+    val_lo, test_lo = n_frames - test - val, n_frames - test
+    return {"train": [0, val_lo], "val": [val_lo, test_lo], "test": [test_lo, n_frames]}, "; ".join(notes) or None
 
 
 def _residuals(folder: Path, cfg: Mapping, limit: int | None = None) -> np.ndarray:
     """Expression residuals (M, 468, 3) of a prepared video's valid TRAIN frames, ≤ ``limit`` evenly spaced."""
     with np.load(folder / "track.npz") as d:
         valid, landmarks, pose, identity = d["valid"], d["landmarks"], d["pose"], d["identity"]
-    train_end, _ = split_ranges(len(valid), cfg)
+    train_end = split_ranges(len(valid), cfg)[0]["train"][1]
     idx = np.flatnonzero(valid[:train_end])
     if limit is not None and len(idx) > limit:
         idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
@@ -306,10 +323,9 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
         levels = np.array([raster_cfg["weight_base"], raster_cfg["weight_lower"], raster_cfg["weight_mouth"]], np.float32)
         np.savez(folder / "raster.npz", uv=uv, masks=masks, weight_levels=levels)
         np.savez(folder / "track.npz", **track, expr=expr, mesh_crop=mesh_crop)
-    train_end, note = split_ranges(len(valid), cfg)
+    ranges, note = split_ranges(len(valid), cfg)
     report["warnings"] += [note] if note else []
-    report["splits"] = {"train": [0, train_end], "test": [train_end, len(valid)],
-                        "valid_train": int(valid[:train_end].sum()), "valid_test": int(valid[train_end:].sum())}
+    report["splits"] = {**ranges, **{f"valid_{part}": int(valid[lo:hi].sum()) for part, (lo, hi) in ranges.items()}}
     with _timed(timings, "checks"):  # acceptance checks against the tracked (not modelled) landmarks
         idx = np.flatnonzero(valid)
         tracked = map_points(track["landmarks_raw"][idx], track["crop"][idx])

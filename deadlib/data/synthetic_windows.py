@@ -86,7 +86,7 @@ class SyntheticWindows(Dataset):
         }
 
 
-SYNTH_TRAIN_FRAMES, SYNTH_TEST_FRAMES = 8, 5
+SYNTH_TRAIN_FRAMES, SYNTH_VAL_FRAMES = 8, 5
 
 
 def synthetic_names(n: int) -> list[str]:
@@ -95,12 +95,13 @@ def synthetic_names(n: int) -> list[str]:
 
 
 def synthetic_split(size: int):
-    """A ``make_dataset(cache_root, names, split, window, n_refs, seed)`` for ``deadlib.train.prior.train_prior``
-    that needs no cache: frames [0, 8) of each identity are "train", the next 5 are "test"."""
+    """A ``make_dataset(cache_root, names, split, window, n_refs, seed, ref_split=None)`` for
+    ``deadlib.train.prior.train_prior`` that needs no cache: frames [0, 8) of each identity are
+    "train", the next 5 "val" (references always come from the window's own frames here)."""
 
-    def make(cache_root, names, split, window, n_refs, seed) -> SyntheticWindows:
+    def make(cache_root, names, split, window, n_refs, seed, ref_split=None) -> SyntheticWindows:
         train = split == "train"
-        return SyntheticWindows(names, n_frames=SYNTH_TRAIN_FRAMES if train else SYNTH_TEST_FRAMES, size=size,
+        return SyntheticWindows(names, n_frames=SYNTH_TRAIN_FRAMES if train else SYNTH_VAL_FRAMES, size=size,
                                 window=window, n_refs=n_refs, seed=seed, start=0 if train else SYNTH_TRAIN_FRAMES)
 
     return make

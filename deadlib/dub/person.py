@@ -96,7 +96,7 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
 
     name, adapt_cfg = info["name"], dub_cfg["adapt"]
     n_frames = int(adapt_cfg["frames"])
-    cfg, _ = adapt_config(profile, None, n_frames, params=params)
+    cfg, _ = adapt_config(profile, None, params=params)
     if adapt_cfg.get("steps") is not None:
         steps = int(adapt_cfg["steps"])
         start = int(round(cfg.loss.adv_start_step / max(cfg.steps, 1) * steps))  # same share of the budget
@@ -109,12 +109,15 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
         warnings.warn(f"adapt-now: no prepared prior videos under {prior_cache}; adapting without mixed "
                       "generic data (mixed_ratio 0)", RuntimeWarning, stacklevel=2)
 
-    def make(cache_root, names, split, window, n_refs, seed, n_train_frames=None):
+    def make(cache_root, names, split, window, n_refs, seed, n_train_frames=None, ref_split=None):
         mine = list(names) == [name]
         root = folder.parent if mine else prior_cache
-        split = "train" if mine else split  # the dub cache has no test part: validate on the train frames
+        # the video to dub is not a study: its "validation" is its own adaptation frames (a progress
+        # figure, never a choice), so every window of it comes from the first n_frames
+        split, ref_split = ("train", None) if mine else (split, ref_split)
         n = n_frames if mine else n_train_frames
-        return WindowDataset(root, list(names), split=split, n_train_frames=n, window=window, n_refs=n_refs, seed=seed)
+        return WindowDataset(root, list(names), split=split, n_train_frames=n, window=window, n_refs=n_refs,
+                             seed=seed, ref_split=ref_split)
 
     # The folder name carries everything the adapted renderer depends on, so a retrained prior or
     # changed adapt params never reuse a stale adaptation (adapt() resumes whatever it finds there).

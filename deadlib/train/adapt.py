@@ -3,9 +3,12 @@
 ``adapt`` gives the held-out actor a fresh random neural texture and trains it, together with
 the renderer, on the FIRST ``n_frames`` training frames of that actor, with generic prior windows
 mixed in (``deadlib.train.mixing``). The renderer (and discriminator) start from the prior checkpoint,
-or from scratch when ``prior_ckpt`` is None — the baseline of Table 4 / Fig. 7. Both get the same
-step budget per N (``study_config.step_budget``); optimisers start fresh and the step counter
-starts at 0. A study cell (adapt + evaluate + metrics file) is ``deadlib.eval.cell``.
+or from scratch when ``prior_ckpt`` is None — the baseline of Table 4 / Fig. 7. Every cell gets the
+same fixed compute, ``adapt.steps`` optimiser steps whatever N and method, so the size curves do
+not confound data with compute; optimisers start fresh and the step counter starts at 0.
+In-training validation runs on the actor's validation span (references from its N train frames);
+the test part is read only by ``deadlib.eval.evaluate``. A study cell (adapt + evaluate + metrics
+file) is ``deadlib.eval.cell``.
 """
 
 from __future__ import annotations
@@ -24,35 +27,35 @@ from deadlib.train.distributed import DistContext, current_context
 from deadlib.train.loop import TrainConfig, load_checkpoint, train
 from deadlib.train.mixing import MixedDataset
 from deadlib.train.prior import val_indices
-from deadlib.train.study_config import step_budget
 
-ADAPT_ONLY = ("steps_by_n", "adv_start_fraction")
+ADAPT_ONLY = ("adv_start_fraction",)
 
 
 class AdaptError(ValueError):
     """Adaptation cannot run with these inputs; the message says why and what to do."""
 
 
-def adapt_config(profile: str | None, params_path: str | os.PathLike | None, n_frames: int,
-                 params: Mapping | None = None) -> tuple[TrainConfig, dict[str, Any]]:
-    """(TrainConfig for a cell of ``n_frames``, adapt-only settings) from params.yaml.
+def adapt_config(profile: str | None, params_path: str | os.PathLike | None, params: Mapping | None = None,
+                 seed: int | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """(TrainConfig of an adaptation, adapt-only settings) from params.yaml.
 
-    ``steps`` = the step budget of N; ``adv_start_step`` = adv_start_fraction × steps."""
+    ``adv_start_step`` = adv_start_fraction × steps; ``seed`` (a study cell's) replaces the global one."""
     sec = stage_config("adapt", profile, params=params, params_path=params_path)
     require_keys("adapt", sec, ADAPT_ONLY)
     extra = {k: sec.pop(k) for k in ADAPT_ONLY}
-    steps = step_budget(n_frames, extra["steps_by_n"])
-    sec.update(steps=steps, adv_start_step=int(round(extra["adv_start_fraction"] * steps)))
+    sec["adv_start_step"] = int(round(extra["adv_start_fraction"] * sec["steps"]))
+    if seed is not None:
+        sec["seed"] = int(seed)
     renderer = stage_config("renderer", profile, params=params, params_path=params_path)
     return TrainConfig.from_dict(sec, renderer=renderer), extra
 
 
-def window_dataset(cache_root, names, split, window, n_refs, seed, n_train_frames=None) -> Dataset:
+def window_dataset(cache_root, names, split, window, n_refs, seed, n_train_frames=None, ref_split=None) -> Dataset:
     """``deadlib.data.dataset.WindowDataset`` (the default ``make_dataset``)."""
     from deadlib.data.dataset import WindowDataset
 
     return WindowDataset(cache_root, names, split=split, n_train_frames=n_train_frames, window=window,
-                         n_refs=n_refs, seed=seed)
+                         n_refs=n_refs, seed=seed, ref_split=ref_split)
 
 
 def _prior_state(prior_ckpt: str | os.PathLike, cfg: TrainConfig, identity: str, device: torch.device):
@@ -71,7 +74,8 @@ def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cf
           cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike, out_dir: str | os.PathLike,
           mixed_ratio: float = 1.0, progress: bool = True, make_dataset: Callable[..., Dataset] | None = None,
           ctx: DistContext | None = None) -> dict[str, Any]:
-    """Train one cell: ``identity`` on its first ``n_frames`` train frames for ``cfg.steps`` steps.
+    """Train one cell: ``identity`` on its first ``n_frames`` train frames for ``cfg.steps`` steps
+    (validated on its validation span).
 
     ``prior_ckpt`` None = from scratch (baseline). ``splits``: the prior identities mixed in at
     ``mixed_ratio`` generic:actor windows (0 = none). Checkpoint and DVCLive logs go to
@@ -93,8 +97,10 @@ def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cf
     if len(data) < cfg.batch_size:
         raise AdaptError(f"{len(data)} training windows for {identity} at N={n_frames} (mixed_ratio "
                          f"{mixed_ratio}) are fewer than batch_size={cfg.batch_size}; use a larger N or batch")
-    test = make(cache_root, [identity], "test", r.window, r.n_refs, cfg.seed)
-    val = Subset(test, val_indices(len(test), cfg.n_val_windows))
+    # validation span of the actor, references from the N frames it trains on: never the test part
+    val_part = make(cache_root, [identity], "val", r.window, r.n_refs, cfg.seed, n_train_frames=n_frames,
+                    ref_split="train")
+    val = Subset(val_part, val_indices(len(val_part), cfg.n_val_windows))
     out_dir = Path(out_dir)
     initial = None
     if prior_ckpt is not None and not (out_dir / "checkpoint.pt").is_file():
@@ -110,14 +116,14 @@ def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cf
             "train_seconds": seconds if done else None, "seconds_per_step": seconds / done if done else None,
             "vgg_loss_enabled": int(result["vgg_loss"] == "enabled"),
             **{f"val_{k}": v for k, v in result["metrics"].items()}}
-    return {**result, "info": info, "train_set": data, "val_set": val, "test_set": test}
+    return {**result, "info": info, "train_set": data, "val_set": val}
 
 
-def cell_settings(method: str, n_frames: int, profile: str | None = None,
-                  params_path: str | os.PathLike | None = None,
-                  mixed_ratio: float | None = None) -> tuple[TrainConfig, float]:
-    """(TrainConfig, mixed ratio) of a study cell; ``mixed_ratio`` None = params' ``mixing`` by method."""
-    cfg, _ = adapt_config(profile, params_path, n_frames)
+def cell_settings(method: str, profile: str | None = None, params_path: str | os.PathLike | None = None,
+                  mixed_ratio: float | None = None, seed: int | None = None) -> tuple[TrainConfig, float]:
+    """(TrainConfig, mixed ratio) of a study cell; ``mixed_ratio`` None = params' ``mixing`` by method;
+    ``seed`` the cell's (texture init, references, batches)."""
+    cfg, _ = adapt_config(profile, params_path, seed=seed)
     if mixed_ratio is None:
         mixed_ratio = stage_config("mixing", profile, params_path=params_path)[method]
     return cfg, float(mixed_ratio)

@@ -198,11 +198,13 @@ def train_step(state: TrainState, batch: Mapping, loss_cfg: LossConfig) -> dict[
 
 @torch.no_grad()
 def evaluate(state: TrainState, loader: Iterator[Mapping], max_batches: int | None = None) -> dict[str, float]:
-    """PSNR/SSIM/L1 of rendered windows vs ground truth, and PSNR/SSIM of the copy-the-reference
-    baseline (reference frame as the prediction for every frame). Means over all frames."""
+    """PSNR/SSIM/L1 of rendered windows vs ground truth, PSNR inside the lower-face mask (the
+    generated region), and the same for the copy-the-reference baseline (reference frame as the
+    prediction for every frame). Means over all frames (lower: frames with a non-empty mask)."""
     was_training = state.renderer.training
     state.renderer.eval()
-    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("psnr", "ssim", "psnr_copy_ref", "ssim_copy_ref", "l1")}
+    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("psnr", "ssim", "psnr_lower", "psnr_copy_ref",
+                                                             "ssim_copy_ref", "psnr_lower_copy_ref", "l1")}
     with preserved_rng():
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
@@ -212,6 +214,10 @@ def evaluate(state: TrainState, loader: Iterator[Mapping], max_batches: int | No
             ref = out["batch"]["refs"][:, :1].expand_as(frames)                # (B, T, 3, H, W)
             scores["psnr"].append(psnr(pred, frames).flatten().cpu())
             scores["ssim"].append(ssim(pred, frames).flatten().cpu())
+            lower = out["batch"]["lower_mask"]                                  # (B, T, 1, H, W)
+            for key, guess in (("psnr_lower", pred), ("psnr_lower_copy_ref", ref)):
+                values = psnr(guess, frames, mask=lower).flatten().cpu()
+                scores[key].append(values[~torch.isnan(values)])                # frames without a lower face
             scores["psnr_copy_ref"].append(psnr(ref, frames).flatten().cpu())
             scores["ssim_copy_ref"].append(ssim(ref, frames).flatten().cpu())
             scores["l1"].append((pred - frames).abs().flatten(2).mean(2).flatten().cpu())

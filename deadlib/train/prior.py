@@ -1,7 +1,7 @@
 """Prior stage (§3.2): one shared renderer + one neural texture per prior identity.
 
-Train set = every non-test frame of the prior identities; validation = ``n_val_windows``
-fixed windows spread evenly over their held-out test parts. Writes the checkpoint and DVCLive
+Train set = the train parts of the prior identities; validation = ``n_val_windows`` fixed
+windows spread evenly over their validation spans (the test parts are never read). Writes the checkpoint and DVCLive
 logs under ``out_dir`` and flat metrics (numbers only) to ``metrics_path``.
 
 Command line (the DVC stage; one process, or N under torchrun — see ``deadlib.train.launch``)::
@@ -14,8 +14,10 @@ Command line (the DVC stage; one process, or N under torchrun — see ``deadlib.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -25,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from deadlib.core.config import stage_config, write_settings
-from deadlib.core.files import write_json
+from deadlib.core.files import atomic_output, write_json
 from deadlib.data.dataset import load_splits
 from deadlib.model.renderer import to_uint8
 from deadlib.train.distributed import (
@@ -51,10 +53,40 @@ def val_indices(n: int, k: int) -> list[int]:
     return np.linspace(0, n - 1, k).round().astype(int).tolist()
 
 
-def _window_dataset(cache_root, names, split, window, n_refs, seed) -> Dataset:
+def data_fingerprint(cache_root: str | os.PathLike, names: list[str]) -> str:
+    """sha1 over the prior identities' report.json (splits) and track.npz (fits, crops, meshes):
+    a prepared cache whose fits or splits changed gives another value."""
+    digest = hashlib.sha1()
+    for name in sorted(names):
+        for leaf in ("report.json", "track.npz"):
+            digest.update(f"{name}/{leaf}".encode())
+            with open(Path(cache_root) / name / leaf, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def forget_checkpoint_of_other_data(out_dir: str | os.PathLike, fingerprint: str) -> bool:
+    """Delete ``out_dir``'s checkpoint (and logs) unless it was trained on data with ``fingerprint``
+    (``data_fingerprint.txt`` beside it); then record ``fingerprint``. True when one was deleted.
+    The persistent DVC output would otherwise resume a finished prior of the old data, because its
+    settings still match."""
+    out_dir = Path(out_dir)
+    record, ckpt = out_dir / "data_fingerprint.txt", out_dir / "checkpoint.pt"
+    stale = ckpt.is_file() and (not record.is_file() or record.read_text().strip() != fingerprint)
+    if stale:
+        print(f"not resuming {ckpt}: it was trained on another prepared cache; starting over", file=sys.stderr)
+        ckpt.unlink()
+        shutil.rmtree(out_dir / "dvclive", ignore_errors=True)
+    with atomic_output(record) as tmp:
+        tmp.write_text(fingerprint + "\n")
+    return stale
+
+
+def _window_dataset(cache_root, names, split, window, n_refs, seed, ref_split=None) -> Dataset:
     from deadlib.data.dataset import WindowDataset
 
-    return WindowDataset(cache_root, names, split=split, window=window, n_refs=n_refs, seed=seed)
+    return WindowDataset(cache_root, names, split=split, window=window, n_refs=n_refs, seed=seed, ref_split=ref_split)
 
 
 def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike,
@@ -63,7 +95,9 @@ def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, split
                 ctx: DistContext | None = None, resume: bool | str = True) -> dict[str, Any]:
     """Train the prior and write its metrics; returns checkpoint / live_dir / metrics paths and values.
 
-    ``make_dataset(cache_root, names, split, window, n_refs, seed)`` defaults to
+    Validation runs on the prior identities' validation spans (references from their train
+    parts); the test parts are never read. ``make_dataset(cache_root, names, split, window, n_refs,
+    seed, ref_split=None)`` defaults to
     ``deadlib.data.dataset.WindowDataset`` (tests pass an in-memory stand-in). Under torchrun every
     rank calls this; rank 0 writes the metrics. ``resume`` as in :func:`deadlib.train.loop.train`
     (``"matching"``: only a checkpoint written with the same settings).
@@ -71,14 +105,17 @@ def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, split
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
     ctx = ctx or current_context(cfg.device)
     names = load_splits(splits)["prior"]
+    if make_dataset is None and resume == "matching" and ctx.is_main:
+        forget_checkpoint_of_other_data(out_dir, data_fingerprint(cache_root, names))
     make = make_dataset or _window_dataset
     r = cfg.renderer
     train_set = make(cache_root, names, "train", r.window, r.n_refs, cfg.seed)
-    test_set = make(cache_root, names, "test", r.window, r.n_refs, cfg.seed)
-    val_set = Subset(test_set, val_indices(len(test_set), cfg.n_val_windows))
+    val_part = make(cache_root, names, "val", r.window, r.n_refs, cfg.seed, ref_split="train")
+    val_set = Subset(val_part, val_indices(len(val_part), cfg.n_val_windows))
     result = train(cfg, train_set, val_set, out_dir, resume=resume, progress=progress, identities=names, ctx=ctx)
     m = result["metrics"]
-    metrics = {"psnr": m["psnr"], "ssim": m["ssim"], "psnr_copy_ref": m["psnr_copy_ref"],
+    metrics = {"psnr": m["psnr"], "ssim": m["ssim"], "psnr_lower": m["psnr_lower"], "psnr_copy_ref": m["psnr_copy_ref"],
+               "psnr_lower_copy_ref": m["psnr_lower_copy_ref"],
                "ssim_copy_ref": m["ssim_copy_ref"], "l1": m["l1"], "steps": result["step"],
                "vgg_loss_enabled": int(result["vgg_loss"] == "enabled"), "n_identities": len(names),
                "n_train_windows": len(train_set), "n_val_windows": len(val_set)}

@@ -66,8 +66,28 @@ def test_windows_hold_only_valid_frames_and_respect_splits(cache):
     assert (test.index[:, 1] >= 40).all() and len(test) == 20 - T + 1  # last 0.8 s = 20 frames
     small = WindowDataset(cache, ["synth_p00"], "train", n_train_frames=10, window=T, n_refs=R)
     assert len(small) == 10 - T + 1 and (small.index[:, 1] + T <= 10).all()
-    with pytest.warns(UserWarning, match="only 40"):
+    with pytest.warns(UserWarning, match="only 30 in the train part"):
         WindowDataset(cache, ["synth_p00"], "train", n_train_frames=500, window=T)
+
+
+def test_validation_and_test_windows_draw_references_from_the_train_frames_only(cache):
+    """Leakage (issue 15): val windows lie in the validation span, test windows in the test part,
+    and both take their references from the first N train frames; no train/val item reads a
+    test frame."""
+    splits = load_cache(cache / "synth_p00")["report"]["splits"]
+    (_, train_hi), (val_lo, val_hi), (test_lo, _) = splits["train"], splits["val"], splits["test"]
+    val = WindowDataset(cache, ["synth_p00"], "val", n_train_frames=12, window=T, n_refs=R, ref_split="train")
+    test = WindowDataset(cache, ["synth_p00"], "test", n_train_frames=12, window=T, n_refs=R, ref_split="train")
+    train = WindowDataset(cache, ["synth_p00"], "train", window=T, n_refs=R)
+    for i in range(len(val)):
+        ids = val.frame_ids(i)
+        assert (val_lo <= ids[:T]).all() and (ids[:T] < val_hi).all() and (ids[T:] < 12).all()
+    for i in range(len(test)):
+        ids = test.frame_ids(i)
+        assert (ids[:T] >= test_lo).all() and (ids[T:] < 12).all()
+    assert max(int(train.frame_ids(i).max()) for i in range(len(train))) < train_hi <= val_lo < test_lo
+    with pytest.raises(ValueError, match="split must be one of"):
+        WindowDataset(cache, ["synth_p00"], "test", window=T, ref_split="everything")
 
 
 def test_references_are_outside_the_window_same_person_and_split(cache):
@@ -117,3 +137,40 @@ def test_bad_caches_raise_clear_errors(cache, tmp_path):
         archive.writestr("x.npy", b"whatever")
     with pytest.raises(CacheError, match="compressed"):
         load_npz_mmap(tmp_path / "c.npz")
+
+
+def test_adaptation_never_reads_a_test_frame_of_the_actor(cache, tmp_path, monkeypatch):
+    """Leakage (issue 15), through the real code path: a short adaptation (training steps and
+    in-training validation) records every frame id any WindowDataset item reads. The actor's
+    training windows stay in its first N frames, its validation windows in the validation span,
+    every reference in the first N frames; nothing of its test part is read."""
+    from support import SMOKE_RENDERER
+
+    from deadlib.train.adapt import adapt
+    from deadlib.train.loop import TrainConfig
+
+    reads: list[tuple[str, str, np.ndarray]] = []
+    original = WindowDataset.__getitem__
+
+    def recording(self, index):
+        reads.append((self.names[int(self.index[index][0])], self.split, self.frame_ids(index)))
+        return original(self, index)
+
+    monkeypatch.setattr(WindowDataset, "__getitem__", recording)
+    cfg = TrainConfig.from_dict(dict(steps=4, batch_size=2, device="cpu", seed=0, lambda_vgg=0.0, adv_start_step=2,
+                                     log_every=1, eval_every=2, ckpt_every=1000, n_samples=2, n_val_windows=3,
+                                     renderer={**SMOKE_RENDERER, "window": T, "n_refs": R, "resolution": 64}))
+    n = 12
+    adapt(None, "synth_h00", n, cfg, cache, {"prior": ["synth_p00"], "heldout": ["synth_h00"]}, tmp_path / "cell",
+          mixed_ratio=1.0, progress=False)
+    splits = load_cache(cache / "synth_h00")["report"]["splits"]
+    actor = [(split, ids) for name, split, ids in reads if name == "synth_h00"]
+    assert {split for split, _ in actor} == {"train", "val"}
+    for split, ids in actor:
+        window, refs = ids[:T], ids[T:]
+        assert (refs < n).all()
+        if split == "train":
+            assert (window < n).all()
+        else:
+            assert (splits["val"][0] <= window).all() and (window < splits["val"][1]).all()
+    assert max(int(ids.max()) for _, ids in actor) < splits["test"][0]

@@ -30,6 +30,22 @@ def fitted(people):
     return fits, face3d.fit_basis(res, n_expr=12)
 
 
+def test_identity_offset_ignores_frames_outside_identity_frames(people):
+    """The prepare stage fits the identity on train-part frames only: whatever the test frames
+    show (here: another person's face) cannot move it, and it equals a fit on those frames alone."""
+    meshes, _ = people["synth_h00"]
+    train = np.arange(len(meshes)) < 60
+    other = meshes.copy()
+    other[~train] = people["synth_p00"][0][~train]
+    fit_a = face3d.fit_pose_identity(meshes, np.ones(len(meshes), bool), identity_frames=train)
+    fit_b = face3d.fit_pose_identity(other, np.ones(len(meshes), bool), identity_frames=train)
+    alone = face3d.fit_pose_identity(meshes[train], np.ones(60, bool))
+    np.testing.assert_allclose(fit_a.identity, fit_b.identity, atol=1e-6)
+    np.testing.assert_allclose(fit_a.identity, alone.identity, atol=1e-6)
+    everything = face3d.fit_pose_identity(other, np.ones(len(meshes), bool))
+    assert np.abs(everything.identity - fit_b.identity).max() > 1e-3       # the test frames would have moved it
+
+
 @pytest.fixture(scope="module")
 def round_trip(people, fitted):
     """synth_h00 (held out): tracked meshes, its fit, its expression codes and the decoded meshes."""

@@ -140,9 +140,14 @@ def test_splits_follow_corpus_json_and_test_seconds(prepared, raw):
     out, summary, _ = prepared
     splits = json.loads((out / "splits.json").read_text())
     assert splits["heldout"] == ["synth_h00"] and "synth_p00" in splits["prior"]
-    assert splits["videos"]["synth_p00"]["test"] == [40, 60] and splits["videos"]["synth_p00"]["train"] == [0, 40]
-    first_test, note = split_ranges(30, settings(prepare_config({"test_seconds": 10})))
-    assert first_test == 15 and "short" in note
+    # 60 frames, a 20-frame test part: the validation span is capped at a quarter of the 40 before it
+    assert splits["videos"]["synth_p00"]["train"] == [0, 30]
+    assert splits["videos"]["synth_p00"]["val"] == [30, 40] and splits["videos"]["synth_p00"]["test"] == [40, 60]
+    ranges, note = split_ranges(30, settings(prepare_config({"test_seconds": 10, "val_seconds": 4})))
+    assert ranges == {"train": [0, 12], "val": [12, 15], "test": [15, 30]}
+    assert "short" in note and "validation span shortened" in note
+    ranges, note = split_ranges(1500, settings(prepare_config({"test_seconds": 10, "val_seconds": 4})))
+    assert ranges == {"train": [0, 1150], "val": [1150, 1250], "test": [1250, 1500]} and note is None
 
 
 def test_partial_face_truncated_vfr_and_two_faces(prepared):

@@ -263,12 +263,16 @@ def test_evaluate_reports_model_and_copy_ref_scores(train_set, val_set):
     state = TrainState(make_cfg(), train_set.names, "cpu")
     loader = torch.utils.data.DataLoader(val_set, batch_size=2)
     m = evaluate(state, loader)
-    assert set(m) == {"psnr", "ssim", "psnr_copy_ref", "ssim_copy_ref", "l1"}
+    assert set(m) == {"psnr", "ssim", "psnr_lower", "psnr_copy_ref", "ssim_copy_ref", "psnr_lower_copy_ref", "l1"}
     assert all(math.isfinite(v) for v in m.values())
     frames = torch.stack([val_set[i]["frames"] for i in range(len(val_set))])
     refs = torch.stack([val_set[i]["refs"][0] for i in range(len(val_set))])
+    lower = torch.stack([val_set[i]["lower_mask"] for i in range(len(val_set))])      # (W, T, 1, H, W)
     manual = psnr(refs[:, None].expand_as(frames), frames).mean()
     assert m["psnr_copy_ref"] == pytest.approx(float(manual), rel=1e-5)
+    # the generated-region score: the MSE over lower-face pixels only
+    err = ((refs[:, None].expand_as(frames) - frames) ** 2 * lower).sum((-3, -2, -1)) / (3 * lower.sum((-3, -2, -1)))
+    assert m["psnr_lower_copy_ref"] == pytest.approx(float((10 * torch.log10(4 / err)).mean()), rel=1e-4)
     assert state.renderer.training                                          # mode restored
 
 
@@ -293,7 +297,8 @@ def test_plain_progress_bar_prints_a_bounded_number_of_updates(monkeypatch):
 # --- prior stage -----------------------------------------------------------------------------------
 
 def test_train_prior_writes_flat_numeric_metrics(tmp_path):
-    def fake(cache_root, names, split, window, n_refs, seed):
+    def fake(cache_root, names, split, window, n_refs, seed, ref_split=None):
+        assert split in ("train", "val") and ref_split in (None, "train")         # never the test part
         return SyntheticWindows(names, n_frames=6 if split == "train" else 5, size=64, window=window,
                                 n_refs=n_refs, start=0 if split == "train" else 6)
 

@@ -104,7 +104,7 @@ def dub_prepare_config(profile: str | None, params: Mapping, dub_cfg: Mapping, t
     """The prepare settings a dub prepares its video with (part of the video cache's key);
     ``track_select`` (largest | central | longest) overrides prepare.track.select."""
     prep_cfg = prepare_settings(stage_config("prepare", profile, params=params))
-    prep_cfg.update(max_frames=int(dub_cfg["max_frames"]), test_seconds=0, workers=1)
+    prep_cfg.update(max_frames=int(dub_cfg["max_frames"]), test_seconds=0, val_seconds=0, workers=1)  # all frames: train
     if track_select is not None:
         if track_select not in SELECT_POLICIES:
             raise DubInputError(f"face selection {track_select!r}: choose one of {SELECT_POLICIES}")

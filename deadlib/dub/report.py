@@ -8,11 +8,23 @@ NEW audio and of the video's OWN audio (on the same timeline):
   the lips in the output crops (``dub_render.mouth_darkness``); ``dark_src``: the same on the source;
 * ``mouth_open_video``: the video's own tracked mouth opening.
 A dub works when the first two follow the new audio and no longer the own audio.
+
+Dub evaluation with UNSEEN speech (issue 15): the driving audio is a held-out speaker's test part
+(``heldout_test_audio``: no model trained on it). ``expert_dub_scores`` scores the output crops
+with the project's sync expert (``deadlib.sync.expert``; LSE-style confidence, distance and the
+AV offset), next to the driving speaker's own test frames (``_real``: what real lips reach) and
+the undubbed video (``_src``: lips that do not follow this audio). ``pause_check`` compares the
+dubbed mouth opening in the driving audio's pauses and speech with the driving speaker's real
+mouth at the same moments; ``noise_check`` compares dubs of the same frames with a white-noise
+floor (−60 dBFS by default, README's level) and with digital silence (the silence gate's exact
+neutral).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -21,9 +33,10 @@ import numpy as np
 from deadlib.core.config import write_settings
 from deadlib.core.files import write_json
 from deadlib.core.measures import pearson
-from deadlib.data.audio import speech_energy
+from deadlib.data import face3d
+from deadlib.data.audio import log_mel, speech_energy
 from deadlib.data.dataset import load_cache
-from deadlib.data.video import FPS, SAMPLE_RATE, MediaError, read_audio, read_video
+from deadlib.data.video import FPS, SAMPLE_RATE, MediaError, read_audio, read_video, write_audio
 from deadlib.dub.render import FrameSource, mouth_darkness
 
 
@@ -124,13 +137,84 @@ def own_audio(video) -> np.ndarray | None:
         return None
 
 
+def heldout_test_audio(cache_root: str | os.PathLike, raw_dir: str | os.PathLike, name: str,
+                       out_path: str | os.PathLike) -> tuple[Path, tuple[int, int]]:
+    """Write the audio of prepared identity ``name``'s test part (frames [lo, hi) of its report)
+    from its source video under ``raw_dir`` as a 16 kHz wav → (path, (lo, hi))."""
+    report = json.loads((Path(cache_root) / name / "report.json").read_text())
+    lo, hi = report["splits"]["test"]
+    audio = read_audio(Path(raw_dir) / Path(report["source"]).name, SAMPLE_RATE)
+    write_audio(out_path, audio[round(lo / FPS * SAMPLE_RATE):round(hi / FPS * SAMPLE_RATE)], SAMPLE_RATE)
+    return Path(out_path), (int(lo), int(hi))
+
+
+def expert_dub_scores(expert_path: str | os.PathLike, result, dubbed: np.ndarray, audio: np.ndarray,
+                      cache_root: str | os.PathLike, speaker: str, span: tuple[int, int],
+                      max_offset: int = 15) -> dict[str, float]:
+    """Sync-expert LSE-C / LSE-D / offset of the dub's crops with the driving ``audio``
+    (``sync_expert_*``), of the driving ``speaker``'s real frames ``span`` with the same audio
+    (``*_real``) and of the undubbed source frames with it (``*_src``)."""
+    from deadlib.sync import expert as sx
+
+    model, _ = sx.load_expert(expert_path)
+    mel = log_mel(audio, SAMPLE_RATE)
+    n = min(len(dubbed), result.n_frames)
+    valid = np.asarray(result.valid[:n], bool)
+    out = dict(sx.sync_scores(model, output_crops(dubbed[:n], result), mel, max_offset, valid))
+    out.update({f"{k}_src": v for k, v in sx.sync_scores(model, output_crops(source_frames(result)[:n], result),
+                                                         mel, max_offset, valid).items()})
+    cache = load_cache(Path(cache_root) / speaker)
+    clip = sx.SyncClip.from_range(speaker, cache["frames"], cache["mel"], cache["track"]["valid"], *span)
+    out.update({f"{k}_real": v for k, v in sx.sync_scores(model, clip.frames, clip.mel, max_offset, clip.valid).items()})
+    return out
+
+
+def pause_check(result, audio: np.ndarray, cache_root: str | os.PathLike, speaker: str, span: tuple[int, int],
+                pause_dbfs: float = -45.0) -> dict[str, float]:
+    """Mouth opening (``face3d.mouth_gap``) of the dubbed meshes in the driving audio's pauses
+    (frames quieter than ``pause_dbfs`` RMS) and in its speech, and the driving speaker's real
+    tracked mouth at the same frames of its test part (``*_real``)."""
+    n = result.n_frames
+    level = 20 * np.log10(np.maximum(speech_energy(audio, SAMPLE_RATE, n), 1e-10))   # dBFS per frame
+    with np.load(Path(cache_root) / speaker / "track.npz") as track:
+        real = face3d.mouth_gap(track["mesh_crop"][span[0]:span[1]])[:n]
+        real_valid = track["valid"][span[0]:span[1]][:n]
+    pause, face = level[: len(real)] < pause_dbfs, np.asarray(result.valid[: len(real)], bool)
+    out = {"pause_frames": int((pause & face).sum()), "speech_frames": int((~pause & face).sum())}
+    for tag, keep in (("pause", pause), ("speech", ~pause)):
+        dubbed, truth = keep & face, keep & real_valid
+        out[f"mouth_open_{tag}"] = float(result.mouth_open[: len(real)][dubbed].mean()) if dubbed.any() else None
+        out[f"mouth_open_{tag}_real"] = float(real[truth].mean()) if truth.any() else None
+    return out
+
+
+def noise_check(noisy, silent) -> dict[str, float]:
+    """Two dubs of the same frames, one driven by a noise floor, one by digital silence (the
+    gate's exact neutral): the largest and mean |difference| of their dubbed mouth opening."""
+    n = min(noisy.n_frames, silent.n_frames)
+    keep = np.asarray(noisy.valid[:n], bool) & np.asarray(silent.valid[:n], bool)
+    dev = np.abs(noisy.mouth_open[:n] - silent.mouth_open[:n])[keep]
+    return {"max_dev": float(dev.max()), "mean_dev": float(dev.mean()),
+            "mouth_open_silence": float(silent.mouth_open[:n][keep].mean())}
+
+
+def noise_audio(path: str | os.PathLike, seconds: float, dbfs: float | None, seed: int = 0) -> Path:
+    """Write ``seconds`` of white noise at ``dbfs`` RMS (None: digital silence) as a 16 kHz wav."""
+    n = int(seconds * SAMPLE_RATE)
+    noise = np.zeros(n, np.float32) if dbfs is None else \
+        (10 ** (dbfs / 20) * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+    write_audio(path, noise, SAMPLE_RATE)
+    return Path(path)
+
+
 def write_stage_metrics(metrics_path: str | os.PathLike, result, scores: dict, settings: dict, real=None,
-                        real_scores: dict | None = None) -> dict:
+                        real_scores: dict | None = None, extra: Mapping[str, float] | None = None) -> dict:
     """The dub stage's flat metrics — frames, end-to-end frames/s, the synthetic dub's sync
-    correlations (``synth_*``) and, when a real clip was dubbed, its own (``real_*``) — and the
-    dub settings it ran with, both written atomically."""
+    correlations (``synth_*``), ``extra`` (e.g. sync-expert, pause and noise checks, already
+    prefixed) and, when a real clip was dubbed, its own (``real_*``) — and the dub settings it
+    ran with, both written atomically."""
     metrics = {"frames": result.n_frames, "frames_per_s": result.n_frames / result.timings["total"],
-               **{f"synth_{k}": v for k, v in scores.items()}}
+               **{f"synth_{k}": v for k, v in scores.items()}, **dict(extra or {})}
     if real is not None:
         metrics.update({f"real_{k}": v for k, v in (real_scores or {}).items()}, real_frames=real.n_frames)
     write_json(metrics_path, metrics)

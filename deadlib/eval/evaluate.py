@@ -2,14 +2,25 @@
 
 The test part (last ``test_seconds`` of the video, never trained on) is rendered with its real
 audio and its real tracked expressions, as non-overlapping windows of T frames that cover every
-test frame with a tracked face (frames in runs shorter than T are left out and counted).
+test frame with a tracked face (frames in runs shorter than T are left out and counted). Each
+window's references come from the actor's first N train frames (the frames the method saw),
+never from the test part.
 
 Metrics (flat, numbers or null; why a value is null goes to ``<metrics>.reasons.json``):
 
-* ``psnr``, ``ssim`` on the generated crop; ``psnr_mouth``, ``ssim_mouth`` mouth-mask weighted
-  (``deadlib.eval.metrics``).
+* the generated region first: ``psnr_lower``, ``ssim_lower`` inside the lower-face mask and
+  ``psnr_mouth``, ``ssim_mouth`` inside the mouth mask; ``psnr``, ``ssim`` on the whole 128 px
+  crop, most of which the generator only has to copy through (``deadlib.eval.metrics``).
+* floors, the same region metrics of two baselines that generate nothing: ``*_copy_ref`` (the
+  window's reference frame as the output) and ``*_copy_input`` (the masked input as the
+  generator sees it, with the reference's pixels inside the lower-face mask).
 * ``lmd_mouth_px`` lip-landmark distance in crop px, ``landmark_detect_rate``,
-  ``sync_conf_deadlib`` (and ``_real`` on the ground truth) — ``deadlib.eval.lip_metrics``.
+  ``sync_conf_deadlib`` (a proxy: a ridge probe of mouth opening from MEL; ``_real`` on the ground
+  truth, ``_copy_ref`` on the copy baseline) — ``deadlib.eval.lip_metrics``.
+* ``sync_expert_lse_c`` / ``_lse_d`` / ``_offset``: the project's own lip-sync expert
+  (``deadlib.sync.expert``, SyncNet-style, trained by the ``train_sync_expert`` stage; NOT
+  comparable with published LSE numbers), for the output, the ground truth (``_real``) and the
+  copy baseline (``_copy_ref``).
 * ``fid`` (crops, Inception pool3), ``fvd`` (16-frame crop clips, I3D); null without weights.
 * post-processing: each crop is pasted into its original frame with ``blend.paste_back``
   (``blend``; "none" = the ablation "w/o post-processing"); ``frame_psnr``, ``frame_ssim``,
@@ -29,6 +40,7 @@ import math
 import os
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -60,7 +72,10 @@ from deadlib.eval.metrics import (
     ssim,
 )
 from deadlib.model.renderer import to_uint8
+from deadlib.sync import expert as sync_expert
 from deadlib.train.loop import load_checkpoint, predict
+
+BASELINES = ("copy_ref", "copy_input")   # outputs that generate nothing: the floor of every table
 
 
 @dataclass
@@ -81,6 +96,7 @@ class EvalSettings:
     n_sample_frames: int = 4
     video_seconds: float = 4.0
     raw_dir: str | None = None
+    sync_max_offset: int = 15
     fps: float = 25.0
     device: str = "auto"
 
@@ -114,11 +130,12 @@ def cover_indices(starts: np.ndarray, window: int) -> np.ndarray:
 @torch.no_grad()
 def render_test(state, dataset, batch_size: int = 8, progress: bool = False) -> dict[str, np.ndarray]:
     """Render a one-identity test dataset (``.index`` (W, 2) = video, start) frame by frame →
-    pred / real (N, S, S, 3) uint8, frame_ids (N,), face / lower / mouth masks (N, S, S) float32."""
+    pred / real / ref (N, S, S, 3) uint8 (ref: the window's first reference frame, repeated over
+    its T frames), frame_ids (N,), face / lower / mouth masks (N, S, S) float32."""
     window = state.cfg.renderer.window
     starts = np.asarray(dataset.index)[:, 1]
     picks = cover_indices(starts, window)
-    keys = ("pred", "real", "face", "lower", "mouth", "frame_ids")
+    keys = ("pred", "real", "ref", "face", "lower", "mouth", "frame_ids")
     parts: dict[str, list] = {k: [] for k in keys}
     was_training = state.renderer.training
     state.renderer.eval()
@@ -128,6 +145,7 @@ def render_test(state, dataset, batch_size: int = 8, progress: bool = False) -> 
         out = predict(state, batch)
         parts["pred"].append(to_uint8(out["pred"].flatten(0, 1)))            # (B·T, S, S, 3)
         parts["real"].append(to_uint8(out["frames"].flatten(0, 1)))
+        parts["ref"].append(to_uint8(batch["refs"][:, :1].expand(-1, window, -1, -1, -1).flatten(0, 1)))
         for key in ("face", "lower", "mouth"):
             parts[key].append(batch[f"{key}_mask"].flatten(0, 1)[:, 0].numpy())  # (B·T, S, S)
         parts["frame_ids"].append((starts[chunk][:, None] + np.arange(window)).ravel())
@@ -142,23 +160,72 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def crop_metrics(pred: np.ndarray, real: np.ndarray, mouth: np.ndarray) -> tuple[dict, dict]:
-    """Per-frame PSNR/SSIM (full crop and mouth-weighted) averaged over frames; frames with an
-    empty mouth mask are left out of the mouth scores."""
-    full_p, full_s, mouth_p, mouth_s = [], [], [], []
-    for p, r, m in zip(pred, real, mouth):
-        full_p.append(psnr(p, r))
-        full_s.append(ssim(p, r))
-        if m.sum() > 0:
-            try:
-                mouth_p.append(psnr(p, r, mask=m))
-                mouth_s.append(ssim(p, r, mask=m))
-            except ValueError:                                             # empty at SSIM window centres
-                pass
-    out = {"psnr": _mean(full_p), "ssim": _mean(full_s), "psnr_mouth": _mean(mouth_p), "ssim_mouth": _mean(mouth_s)}
-    reasons = {k: "the mouth mask is empty on every evaluated frame" for k in ("psnr_mouth", "ssim_mouth")
-               if out[k] is None}
+def crop_metrics(pred: np.ndarray, real: np.ndarray, lower: np.ndarray, mouth: np.ndarray,
+                 suffix: str = "") -> tuple[dict, dict]:
+    """Per-frame PSNR/SSIM on the whole crop, inside the lower-face mask and inside the mouth mask,
+    averaged over frames (keys + ``suffix``); frames whose mask is empty are left out of that
+    region's scores. pred / real (N, S, S, 3) uint8, lower / mouth (N, S, S)."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for p, r, low, m in zip(pred, real, lower, mouth):
+        scores["psnr"].append(psnr(p, r))
+        scores["ssim"].append(ssim(p, r))
+        for region, mask in (("lower", low), ("mouth", m)):
+            if mask.sum() > 0:
+                try:
+                    scores[f"psnr_{region}"].append(psnr(p, r, mask=mask))
+                    scores[f"ssim_{region}"].append(ssim(p, r, mask=mask))
+                except ValueError:                                         # empty at SSIM window centres
+                    pass
+    keys = ("psnr", "ssim", "psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth")
+    out = {k + suffix: _mean(scores[k]) for k in keys}
+    reasons = {k: f"the {k.split('_')[1]} mask is empty on every evaluated frame" for k in out
+               if out[k] is None and "_" in k}
     return out, reasons
+
+
+def baseline_outputs(rendered: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The two outputs that generate nothing (N, S, S, 3) uint8: ``copy_ref`` = the reference
+    frame; ``copy_input`` = the ground truth outside the lower-face mask, the reference inside."""
+    inside = rendered["lower"][..., None] > 0.5
+    return {"copy_ref": rendered["ref"], "copy_input": np.where(inside, rendered["ref"], rendered["real"])}
+
+
+def expert_scores(model, frames: np.ndarray, frame_ids: np.ndarray, mel: np.ndarray, max_offset: int) -> dict:
+    """``deadlib.sync.expert.sync_scores`` of frames (n, S, S, 3) at video frame ids ``frame_ids``
+    (ascending, gaps allowed) with the whole video's MEL (row 0 at frame 0)."""
+    step = sync_expert.FRAMES_PER_ALIGN
+    lo, hi = int(frame_ids.min()) // step * step, int(frame_ids.max()) + 1     # MEL rows align at lo
+    full = np.zeros((hi - lo, *frames.shape[1:]), np.uint8)
+    valid = np.zeros(hi - lo, bool)
+    full[frame_ids - lo], valid[frame_ids - lo] = frames, True
+    rows = slice(lo * sync_expert.MEL_PER_ALIGN // step, -(-hi * sync_expert.MEL_PER_ALIGN // step))
+    return sync_expert.sync_scores(model, full, mel[rows], max_offset, valid)
+
+
+def expert_metrics(rendered: Mapping[str, np.ndarray], baselines: Mapping[str, np.ndarray], cache_root,
+                   identity: str, expert_path: str | os.PathLike | None, max_offset: int) -> tuple[dict, dict]:
+    """Sync-expert LSE-C / LSE-D / offset of the output, the ground truth (``_real``) and the copy
+    baseline (``_copy_ref``); null with the reason when no expert is given or it cannot score."""
+    suffixes = ("", "_real", "_copy_ref")
+    named = {s: [f"{sync_expert.PREFIX}{k}{s}" for k in ("lse_c", "lse_d", "offset")] for s in suffixes}
+    keys = [k for s in suffixes for k in named[s]]
+    if expert_path is None:
+        why = "no sync expert given (evaluate --sync-expert; the train_sync_expert stage makes it)"
+        return dict.fromkeys(keys), dict.fromkeys(keys, why)
+    try:
+        model, _ = sync_expert.load_expert(expert_path)
+    except (OSError, ValueError) as err:
+        return dict.fromkeys(keys), dict.fromkeys(keys, f"sync expert not loaded: {err}")
+    mel = np.load(Path(cache_root) / identity / "mel.npy")
+    metrics, reasons = {}, {}
+    for suffix, frames in (("", rendered["pred"]), ("_real", rendered["real"]), ("_copy_ref", baselines["copy_ref"])):
+        try:
+            scores = expert_scores(model, frames, rendered["frame_ids"], mel, max_offset)
+            metrics.update({k + suffix: v for k, v in scores.items()})
+        except ValueError as err:                                          # no window of T consecutive frames
+            metrics.update(dict.fromkeys(named[suffix]))
+            reasons.update(dict.fromkeys(named[suffix], f"sync expert cannot score: {err}"))
+    return metrics, reasons
 
 
 def clip_slices(frame_ids: np.ndarray, length: int) -> list[slice]:
@@ -199,13 +266,16 @@ def mouth_metrics(rendered: Mapping[str, np.ndarray], cache_root, identity: str,
     """LMD on FaceMesh lip landmarks and the sync proxy, on ≤ lmd_max_frames evenly spaced frames."""
     n = len(rendered["frame_ids"])
     sel = np.linspace(0, n - 1, min(n, settings.lmd_max_frames)).round().astype(int)
-    pred_lm, real_lm = (lips.detect_landmarks(rendered[k][sel], settings.lmd_upscale,
-                                              detector_factory() if detector_factory else None)
-                        for k in ("pred", "real"))
+    pred_lm, real_lm, ref_lm = (lips.detect_landmarks(rendered[k][sel], settings.lmd_upscale,
+                                                      detector_factory() if detector_factory else None)
+                                for k in ("pred", "real", "ref"))
     metrics, reasons = {}, {}
     metrics["lmd_mouth_px"], metrics["landmark_detect_rate"], why = lips.landmark_distance(pred_lm, real_lm)
     if why:
         reasons["lmd_mouth_px"] = why
+    metrics["lmd_mouth_px_copy_ref"], _, why = lips.landmark_distance(ref_lm, real_lm)
+    if why:
+        reasons["lmd_mouth_px_copy_ref"] = why
     folder = Path(cache_root) / identity
     lo, hi = json.loads((folder / "report.json").read_text())["splits"]["test"]
     with np.load(folder / "track.npz") as track:
@@ -215,7 +285,8 @@ def mouth_metrics(rendered: Mapping[str, np.ndarray], cache_root, identity: str,
         probe = lips.fit_sync_probe(cache_root, prior_names, settings.fps)
     except (ValueError, OSError, KeyError) as err:
         probe, no_probe = None, f"sync probe not fitted on the prior data: {err}"
-    for key, lm in (("sync_conf_deadlib", pred_lm), ("sync_conf_deadlib_real", real_lm)):
+    for key, lm in (("sync_conf_deadlib", pred_lm), ("sync_conf_deadlib_real", real_lm),
+                    ("sync_conf_deadlib_copy_ref", ref_lm)):
         value, reason = (None, no_probe) if probe is None else \
             lips.sync_confidence(lm, rendered["frame_ids"][sel], feats, lo, probe)
         metrics[key] = value
@@ -321,19 +392,30 @@ def save_outputs(out_dir: Path, rendered: Mapping[str, np.ndarray], samples: np.
 
 
 def evaluate_identity(state, cache_root: str | os.PathLike, identity: str, settings: EvalSettings,
-                      out_dir: str | os.PathLike, prior_names: Sequence[str], progress: bool = False,
+                      out_dir: str | os.PathLike, prior_names: Sequence[str], n_train_frames: int,
+                      sync_expert_path: str | os.PathLike | None = None, progress: bool = False,
                       detector_factory=None) -> tuple[dict, dict, dict]:
-    """Evaluate ``state`` on ``identity``'s test part → (flat metrics, reasons for nulls, output paths)."""
+    """Evaluate ``state`` on ``identity``'s test part, references drawn from its first
+    ``n_train_frames`` train frames → (flat metrics, reasons for nulls, output paths)."""
     from deadlib.data.dataset import WindowDataset
 
     start, r, out_dir = time.perf_counter(), state.cfg.renderer, Path(out_dir)
-    test = WindowDataset(cache_root, [identity], split="test", window=r.window, n_refs=r.n_refs, seed=state.cfg.seed)
+    test = WindowDataset(cache_root, [identity], split="test", window=r.window, n_refs=r.n_refs, seed=state.cfg.seed,
+                         n_train_frames=n_train_frames, ref_split="train")
     rendered = render_test(state, test, settings.batch_size, progress)
     lo, hi = json.loads((Path(cache_root) / identity / "report.json").read_text())["splits"]["test"]
     metrics = {"n_test_frames": hi - lo, "n_eval_frames": len(rendered["frame_ids"]),
                "post_processing": int(settings.blend != "none")}
-    values, reasons = crop_metrics(rendered["pred"], rendered["real"], rendered["mouth"])
+    values, reasons = crop_metrics(rendered["pred"], rendered["real"], rendered["lower"], rendered["mouth"])
     metrics.update(values)
+    baselines = baseline_outputs(rendered)
+    for name, frames in baselines.items():
+        values, why = crop_metrics(frames, rendered["real"], rendered["lower"], rendered["mouth"], f"_{name}")
+        metrics.update(values)
+        reasons.update(why)
+    values, why = expert_metrics(rendered, baselines, cache_root, identity, sync_expert_path, settings.sync_max_offset)
+    metrics.update(values)
+    reasons.update(why)
     values, why = mouth_metrics(rendered, cache_root, identity, prior_names, settings, detector_factory)
     metrics.update(values)
     reasons.update(why)
@@ -394,7 +476,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", required=True, help="an adapted cell's checkpoint.pt")
     ap.add_argument("--identity", required=True)
     ap.add_argument("--method", choices=("prior", "scratch"), required=True, help="how the checkpoint was trained")
-    ap.add_argument("--n-frames", type=int, required=True)
+    ap.add_argument("--n-frames", type=int, required=True, help="its N: evaluation references come from these frames")
+    ap.add_argument("--seed", type=int, default=0, help="the cell's seed (its name)")
+    ap.add_argument("--sync-expert", default=None, help="the train_sync_expert stage's sync_expert.pt")
     ap.add_argument("--variant", default=None, help="label, e.g. nopost")
     ap.add_argument("--blend", default=None, choices=BLEND_METHODS, help="override evaluate.blend")
     ap.add_argument("--cache-root", default="data/prepared")
@@ -405,10 +489,12 @@ def main(argv: list[str] | None = None) -> dict:
     settings = EvalSettings.from_dict({**raw, **({"blend": args.blend} if args.blend else {})})
     state = load_checkpoint(args.checkpoint, resolve_device(settings.device), restore_rng=False, load_optimizers=False)
     prior = json.loads((Path(args.cache_root) / "splits.json").read_text())["prior"]
-    metrics, reasons, _ = evaluate_identity(state, args.cache_root, args.identity, settings, args.out, prior)
+    metrics, reasons, _ = evaluate_identity(state, args.cache_root, args.identity, settings, args.out, prior,
+                                            args.n_frames, args.sync_expert)
     metrics = {"n_frames": args.n_frames, "steps": state.step, "init_prior": int(args.method == "prior"), **metrics}
-    cell = {"method": args.method, "identity": args.identity, "n_frames": args.n_frames, "variant": args.variant or "",
-            "name": cell_name(args.method, args.identity, args.n_frames, args.variant), "profile": raw["profile"],
+    cell = {"method": args.method, "identity": args.identity, "n_frames": args.n_frames, "seed": args.seed,
+            "variant": args.variant or "",
+            "name": cell_name(args.method, args.identity, args.n_frames, args.variant, args.seed), "profile": raw["profile"],
             "blend": settings.blend}
     write_metrics(args.metrics, metrics, reasons, cell)
     write_settings(args.metrics, raw)

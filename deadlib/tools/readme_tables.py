@@ -23,11 +23,18 @@ from typing import Any, Callable
 
 from deadlib.core.config import load_params
 from deadlib.eval.study import (
+    ABLATION_METRICS,
     CURVE_METRICS,
     LOWER_IS_BETTER,
+    NO_DIRECTION,
+    SIZE_LABELS,
     ablation_table,
+    derived_rows,
+    difference_table,
+    fmt_ci,
     load_cells,
     markdown_table,
+    paired_differences,
     style_table,
     summarise,
 )
@@ -65,26 +72,35 @@ def _study_cells(root: Path) -> tuple[dict, list[dict]]:
 
 
 def study_tables(root: Path) -> str:
-    """Size study: one row per (metric, method), one column per N; every metric the harness computes."""
+    """Size study: one row per (metric, method or floor), one column per N, "mean ± 95 % interval"
+    over actors × seeds; then Ours − Baseline paired by run. Every metric the harness computes."""
     study, rows = _study_cells(root)
-    summary = summarise(rows, CURVE_METRICS)
+    summary = summarise([*rows, *derived_rows(rows)], CURVE_METRICS)
     sizes = sorted({int(r["n_frames"]) for r in rows if r["label"] in ("Baseline", "Ours")})
     table = []
     for metric in CURVE_METRICS:
-        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
-        for label in ("Baseline", "Ours"):
-            table.append([f"{metric} {arrow}", label, *[_fmt(summary.get((label, n), {}).get(metric)) for n in sizes]])
-    ids = ", ".join(study["identities"])
+        arrow = "" if metric in NO_DIRECTION else " ↓" if metric in LOWER_IS_BETTER else " ↑"
+        for label in SIZE_LABELS:
+            cells = [fmt_ci(summary.get((label, n)), metric) for n in sizes]
+            if label in ("Baseline", "Ours") or any(c != "—" for c in cells):
+                table.append([metric + arrow, label, *cells])
+    runs = {label: sorted({(n, summary[(label, n)]["n_runs"]) for (lab, n) in summary if lab == label})
+            for label in ("Baseline", "Ours")}
+    header, diffs = difference_table(paired_differences(rows, CURVE_METRICS), CURVE_METRICS, sizes)
+    counts = "; ".join(f"{label}: " + ", ".join(f"N={n}: {k}" for n, k in runs[label]) for label in runs)
     return (markdown_table(["metric", "method", *[f"N={n}" for n in sizes]], table)
-            + f"\nHeld-out identities: {ids}; one seed. " + _source("metrics/adapt/*.json"))
+            + f"\nHeld-out identities: {', '.join(study['identities'])}; seeds {study.get('seeds', [0])}. "
+            f"Runs per cell ({counts}). ± = half-width of the 95 % Student-t interval over runs.\n\n"
+            + markdown_table(header, diffs)
+            + "\nPaired by actor and seed; * = the 95 % interval of the difference excludes 0. "
+            + _source("metrics/adapt/*.json"))
 
 
 def ablation_block(root: Path) -> str:
     study, rows = _study_cells(root)
-    metrics = ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lmd_mouth_px", "frame_psnr", "frame_ssim",
-               "sync_conf_deadlib", "fid", "frame_fid", "fvd")
-    header, table = ablation_table(summarise(rows, metrics), int(study["ablation_size"]), metrics)
-    return (markdown_table(header, [[r[0], *map(_fmt, r[1:])] for r in table])
+    header, table = ablation_table(summarise([*rows, *derived_rows(rows)], ABLATION_METRICS),
+                                   int(study["ablation_size"]), ABLATION_METRICS)
+    return (markdown_table(header, [[*r[:-1], _fmt(r[-1])] for r in table])
             + f"\nN = {study['ablation_size']}. " + _source("metrics/adapt/*.json"))
 
 

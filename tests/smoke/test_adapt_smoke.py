@@ -22,7 +22,7 @@ from deadlib.synth.generate import SynthSettings, generate_corpus
 from deadlib.train.adapt import AdaptError, adapt, adapt_config
 from deadlib.train.loop import TrainConfig, iterate_batches, load_checkpoint
 from deadlib.train.prior import prior_config, train_prior
-from deadlib.train.study_config import cell_name, step_budget
+from deadlib.train.study_config import cell_name
 
 ACTOR = "synth_h00"
 
@@ -62,40 +62,53 @@ def prior_dir(tiny_cache, params_file, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def sync_expert_file(tiny_cache, params_file, tmp_path_factory):
+    """A smoke sync expert (40 steps) trained by the train_sync_expert stage's code."""
+    from deadlib.sync.expert import run_stage
+
+    settings = {**stage_config("sync_expert", "smoke", params_path=params_file), "steps": 40}
+    out = tmp_path_factory.mktemp("sync_expert")
+    return run_stage(settings, tiny_cache, out, None, progress=False)["checkpoint"]
+
+
 @pytest.fixture(scope="module")
-def cells(tiny_cache, prior_dir, params_file, tmp_path_factory):
+def cells(tiny_cache, prior_dir, params_file, sync_expert_file, tmp_path_factory):
     """The N=25 cells: prior (mixed 1:1), scratch (baseline) and prior w/o mixed data."""
     root = tmp_path_factory.mktemp("cells")
     out = {}
     for method, ratio, variant in (("prior", None, None), ("scratch", None, None), ("prior", 0.0, "nomix")):
         name = cell_name(method, ACTOR, 25, variant)
         out[name] = run_cell(method, ACTOR, 25, tiny_cache, prior_dir, root / "models" / name,
-                             root / "metrics" / f"{name}.json", "smoke", params_file, ratio, variant, progress=False)
+                             root / "metrics" / f"{name}.json", "smoke", params_file, ratio, variant, progress=False,
+                             sync_expert_path=sync_expert_file)
     out["root"] = root
     return out
 
 
 def test_prior_cell_writes_finite_metrics_and_null_fid_with_reason(cells):
     cell = cells[cell_name("prior", ACTOR, 25)]
-    flat = json.loads((cells["root"] / "metrics" / "prior_synth_h00_n25.json").read_text())
+    flat = json.loads((cells["root"] / "metrics" / "prior_synth_h00_n25_s0.json").read_text())
     assert all(v is None or isinstance(v, (int, float)) for v in flat.values())
-    for key in ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "frame_psnr", "frame_ssim"):
+    for key in ("psnr", "ssim", "psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "frame_psnr", "frame_ssim",
+                "psnr_lower_copy_ref", "psnr_copy_input", "lmd_mouth_px_copy_ref", "sync_expert_lse_c",
+                "sync_expert_lse_d_real", "sync_expert_offset_copy_ref", "val_psnr_lower"):
         assert flat[key] is not None and math.isfinite(flat[key]), key
     assert 5 < flat["psnr"] < 60 and 0 < flat["ssim"] <= 1
     assert flat["fid"] is None and flat["fvd"] is None
-    side = json.loads((cells["root"] / "metrics" / "prior_synth_h00_n25.reasons.json").read_text())
+    side = json.loads((cells["root"] / "metrics" / "prior_synth_h00_n25_s0.reasons.json").read_text())
     assert side["reasons"]["fid"].startswith("WeightsUnavailable")
     assert side["cell"]["method"] == "prior" and side["cell"]["n_frames"] == 25
     assert flat["init_prior"] == 1 and flat["mixed_ratio"] == 1.0 and flat["n_eval_frames"] > 0
     for key in ("samples", "grid", "video", "frames_video"):
-        assert cell["outputs"][key] and (cells["root"] / "models" / "prior_synth_h00_n25" / "eval").is_dir()
-    assert (cells["root"] / "models" / "prior_synth_h00_n25" / "checkpoint.pt").is_file()
+        assert cell["outputs"][key] and (cells["root"] / "models" / "prior_synth_h00_n25_s0" / "eval").is_dir()
+    assert (cells["root"] / "models" / "prior_synth_h00_n25_s0" / "checkpoint.pt").is_file()
 
 
-def test_scratch_gets_the_same_step_budget(cells, params_file):
+def test_scratch_gets_the_same_fixed_steps(cells, params_file):
     prior, scratch = cells[cell_name("prior", ACTOR, 25)], cells[cell_name("scratch", ACTOR, 25)]
-    budget = step_budget(25, stage_config("adapt", "smoke", params_path=params_file)["steps_by_n"])
-    assert prior["metrics"]["steps"] == scratch["metrics"]["steps"] == budget
+    steps = stage_config("adapt", "smoke", params_path=params_file)["steps"]
+    assert prior["metrics"]["steps"] == scratch["metrics"]["steps"] == steps
     assert scratch["metrics"]["init_prior"] == 0 and scratch["metrics"]["mixed_ratio"] == 0.0
     assert scratch["state"].bank.identities == [ACTOR]                       # the baseline sees the actor only
     assert math.isfinite(scratch["metrics"]["psnr"])
@@ -119,7 +132,7 @@ def test_without_mixed_data_no_prior_identity_is_trained(cells, prior_dir):
 
 
 def test_adapt_rejects_short_data_and_prior_identities(tiny_cache, prior_dir, params_file, tmp_path):
-    cfg, _ = adapt_config("smoke", params_file, 25)
+    cfg, _ = adapt_config("smoke", params_file)
     with pytest.raises(AdaptError, match="shorter than one training window"):
         adapt(prior_dir / "checkpoint.pt", ACTOR, 2, cfg, tiny_cache, tiny_cache / "splits.json", tmp_path / "a")
     with pytest.raises(AdaptError, match="prior identity"):
@@ -130,13 +143,14 @@ def test_post_processing_off_variant_and_aggregation(cells, tiny_cache, params_f
     root = cells["root"]
     name = cell_name("prior", ACTOR, 25, "nopost")
     off = evaluate.main(["--profile", "smoke", "--params", str(params_file), "--checkpoint",
-                         str(root / "models" / "prior_synth_h00_n25" / "checkpoint.pt"), "--identity", ACTOR,
+                         str(root / "models" / "prior_synth_h00_n25_s0" / "checkpoint.pt"), "--identity", ACTOR,
                          "--method", "prior", "--n-frames", "25", "--variant", "nopost", "--blend", "none",
                          "--cache-root", str(tiny_cache), "--out", str(root / "models" / name / "eval"),
                          "--metrics", str(root / "metrics" / f"{name}.json")])
     on = cells[cell_name("prior", ACTOR, 25)]["metrics"]
     assert off["post_processing"] == 0 and on["post_processing"] == 1
     assert off["psnr"] == pytest.approx(on["psnr"])                          # the crop is the same
+    assert off["psnr_lower_copy_ref"] == pytest.approx(on["psnr_lower_copy_ref"])   # same references (train part)
     assert off["frame_psnr"] != pytest.approx(on["frame_psnr"])              # the pasted frames are not
     study = stage_config("study", "smoke", params_path=params_file)
     result = aggregate(root / "metrics", tmp_path / "study", study, tmp_path / "study.json")
@@ -153,7 +167,7 @@ def test_stage_notebooks_run(cells, tiny_cache, prior_dir, params_file, repo_roo
     name = cell_name("scratch", ACTOR, 50)
     pm.execute_notebook(str(repo_root / "notebooks/03_adapt.ipynb"), str(tmp_path / "03.ipynb"),
                         parameters=dict(profile="smoke", params_path=str(params_file), cache_root=str(tiny_cache),
-                                        prior_dir=str(prior_dir), identity=ACTOR, n_frames=50, method="scratch",
+                                        prior_dir=str(prior_dir), identity=ACTOR, n_frames=50, seed=0, method="scratch",
                                         out_dir=str(root / "models" / name),
                                         metrics_path=str(root / "metrics" / f"{name}.json")),
                         cwd=str(repo_root), progress_bar=False)

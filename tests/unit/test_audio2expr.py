@@ -180,6 +180,25 @@ def test_silence_gate(data):
     assert (silence_gate(silent, -60.0, 6.0) == 0).all()
 
 
+def test_silence_gate_closes_at_minus_70_dbfs_noise_but_not_at_minus_60(repo_root):
+    """The gate's level against the README's: white noise at −70 dBFS reads ≈ −64 dB and the
+    params' gate (−60 dB ± 3) is shut, so the mouth is exactly neutral; at −60 dBFS (the README's
+    noise floor) it reads ≈ −54 dB and the gate is OPEN: a closed mouth there must come from the
+    model's training on noise floors (measured by the audio2expr stage and the dub stage's noise
+    check at −60 dBFS), not from the gate."""
+    import yaml
+
+    model = yaml.safe_load((repo_root / "params.yaml").read_text())["audio2expr"]["model"]
+    rng = np.random.default_rng(0)
+    gates = {}
+    for dbfs in (-70.0, -60.0):
+        noise = (10 ** (dbfs / 20) * rng.standard_normal(32000)).astype(np.float32)
+        windows = torch.from_numpy(frame_mel_windows(log_mel(noise), 50))[None]       # (1, 50, 16, 80)
+        gates[dbfs] = silence_gate(windows, model["gate_db"], model["gate_width_db"])[0, :, 0]
+    assert (gates[-70.0] == 0).all()
+    assert (gates[-60.0] == 1).all()
+
+
 def test_neutral_from_quiet_frames_is_closed_mouth(data):
     neutral = neutral_from_quiet_frames(data["train"])
     assert neutral.shape == (3,) and neutral[0] < 0.05  # the pauses: jaw closed

@@ -38,20 +38,56 @@ def test_clip_slices_and_longest_run():
     assert ev.longest_run(ids, 4) == slice(6, 10)
 
 
-def test_crop_metrics_identical_noisy_and_empty_mouth():
+def test_crop_metrics_identical_noisy_and_empty_regions():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    mouth = np.zeros((3, 32, 32), np.float32)
+    lower, mouth = np.zeros((3, 32, 32), np.float32), np.zeros((3, 32, 32), np.float32)
+    lower[:, 14:32, 4:28] = 1
     mouth[:, 18:28, 8:24] = 1
-    same, why = ev.crop_metrics(real, real, mouth)
+    same, why = ev.crop_metrics(real, real, lower, mouth)
     assert same["psnr"] == 100.0 and same["ssim"] == pytest.approx(1.0) and same["psnr_mouth"] == 100.0
-    assert why == {}
+    assert same["psnr_lower"] == 100.0 and why == {}
     bad = real.copy()
     bad[:, 18:28, 8:24] = 255 - bad[:, 18:28, 8:24]                          # damage the mouth only
-    worse, _ = ev.crop_metrics(bad, real, mouth)
-    assert worse["psnr_mouth"] < worse["psnr"] < 100 and worse["ssim_mouth"] < worse["ssim"]
-    empty, why = ev.crop_metrics(bad, real, np.zeros_like(mouth))
+    worse, _ = ev.crop_metrics(bad, real, lower, mouth, suffix="_x")
+    assert worse["psnr_mouth_x"] < worse["psnr_lower_x"] < worse["psnr_x"] < 100
+    assert worse["ssim_mouth_x"] < worse["ssim_lower_x"] < worse["ssim_x"]
+    empty, why = ev.crop_metrics(bad, real, lower, np.zeros_like(mouth))
     assert empty["psnr_mouth"] is None and empty["ssim_mouth"] is None and "mouth" in why["psnr_mouth"]
+
+
+def test_floors_copy_the_reference_and_pass_the_unmasked_input_through():
+    """copy_input keeps every pixel outside the lower face: its whole-crop PSNR is high although it
+    generates nothing, which is why the tables lead with the lower-face and mouth scores."""
+    rng = np.random.default_rng(1)
+    real, ref = (rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8) for _ in range(2))
+    lower = np.zeros((2, 32, 32), np.float32)
+    lower[:, 20:, :] = 1
+    floors = ev.baseline_outputs({"real": real, "ref": ref, "lower": lower})
+    assert (floors["copy_ref"] == ref).all()
+    assert (floors["copy_input"][:, :20] == real[:, :20]).all() and (floors["copy_input"][:, 20:] == ref[:, 20:]).all()
+    ref_scores, _ = ev.crop_metrics(floors["copy_ref"], real, lower, lower)
+    input_scores, _ = ev.crop_metrics(floors["copy_input"], real, lower, lower)
+    assert input_scores["psnr"] > ref_scores["psnr"] + 3                    # pass-through inflates the crop score
+    assert input_scores["psnr_lower"] == pytest.approx(ref_scores["psnr_lower"])   # but not the generated region
+
+
+def test_expert_scores_read_frames_by_video_frame_id():
+    from deadlib.sync import expert as sx
+
+    torch.manual_seed(0)
+    model = sx.SyncExpert(sx.SyncExpertConfig(window=5, crop=16, channels=4, embed_dim=8)).eval()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    mel = rng.normal(size=(200, 80)).astype(np.float32)                   # 62.5 frames of MEL rows
+    ids = np.arange(10, 40)
+    got = ev.expert_scores(model, frames[10:40], ids, mel, max_offset=3)
+    clip = sx.SyncClip.from_range("x", frames, mel, np.ones(40, bool), 10, 40)
+    assert got == sx.sync_scores(model, clip.frames, clip.mel, 3)
+    gappy = np.concatenate([np.arange(10, 20), np.arange(25, 40)])          # frames 20..24 not rendered
+    assert set(ev.expert_scores(model, frames[gappy], gappy, mel, 3)) == set(got)
+    metrics, reasons = ev.expert_metrics({}, {}, ".", "x", None, 3)
+    assert all(v is None for v in metrics.values()) and len(metrics) == 9 and "no sync expert" in reasons["sync_expert_lse_c"]
 
 
 class OneClip(SyntheticWindows):

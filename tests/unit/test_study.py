@@ -1,5 +1,5 @@
-"""Study settings (step budgets, cell names, params fallback) and the aggregation into tables,
-curves and the Fig. 7 grid, on hand-written metrics files."""
+"""Study settings (cell names, params sections) and the aggregation into tables with intervals,
+floors and paired differences, curves and the Fig. 7 grid, on hand-written metrics files."""
 
 from __future__ import annotations
 
@@ -12,26 +12,24 @@ import yaml
 
 from deadlib.core.config import ConfigError, stage_config
 from deadlib.eval.evaluate import write_metrics
-from deadlib.eval.study import aggregate, expected_cells, load_cells, size_grid
-from deadlib.train.study_config import cell_name, step_budget
+from deadlib.eval.study import aggregate, expected_cells, load_cells, mean_ci, paired_differences, size_grid
+from deadlib.train.study_config import cell_name, parse_cell_name
 
 
-def test_step_budget_takes_the_largest_listed_n_below():
-    table = {25: 200, 100: 300, "1000": 600}
-    assert step_budget(25, table) == 200
-    assert step_budget(99, table) == 200
-    assert step_budget(100, table) == 300
-    assert step_budget(5000, table) == 600
-    assert step_budget(10, table) == 200                                    # below the table: smallest entry
-    with pytest.raises(ConfigError):
-        step_budget(25, {})
-
-
-def test_cell_names():
-    assert cell_name("prior", "synth_h00", 100) == "prior_synth_h00_n100"
-    assert cell_name("prior", "a", 25, "nomix") == "prior_a_n25_nomix"
+def test_cell_names_round_trip():
+    assert cell_name("prior", "synth_h00", 100) == "prior_synth_h00_n100_s0"
+    assert cell_name("prior", "a_b", 25, "nomix", seed=2) == "prior_a_b_n25_s2_nomix"
+    assert parse_cell_name("prior_a_b_n25_s2_nomix") == {"method": "prior", "identity": "a_b", "n_frames": 25,
+                                                         "seed": 2, "variant": "nomix"}
+    assert parse_cell_name("prior_a_n25") is None                           # a cell of before the seeds
     with pytest.raises(ConfigError, match="method"):
         cell_name("finetune", "a", 25)
+
+
+def test_mean_ci_is_the_student_t_interval():
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / 3 ** 0.5, rel=1e-5)   # t(0.975, 2) · s/√n
+    assert mean_ci([5.0]) == (5.0, None) and mean_ci([None]) == (None, None)
 
 
 def test_a_missing_section_is_an_error_that_names_it(tmp_path):
@@ -43,11 +41,13 @@ def test_a_missing_section_is_an_error_that_names_it(tmp_path):
     assert stage_config("study", None, params_path=path)["sizes"] == [7]
 
 
-def fake_cell(folder, method, identity, n, psnr, variant=None, fid=None):
-    metrics = {"n_frames": n, "psnr": psnr, "ssim": psnr / 100, "fid": fid, "frame_psnr": psnr + 5}
-    write_metrics(folder / f"{cell_name(method, identity, n, variant)}.json", metrics,
+def fake_cell(folder, method, identity, n, psnr, variant=None, fid=None, seed=0):
+    metrics = {"n_frames": n, "psnr": psnr, "ssim": psnr / 100, "fid": fid, "frame_psnr": psnr + 5,
+               "psnr_lower": psnr - 8, "psnr_lower_copy_ref": 12.0 + seed, "psnr_copy_ref": 15.0,
+               "sync_expert_lse_c": 1.0, "sync_expert_lse_c_real": 3.0}
+    write_metrics(folder / f"{cell_name(method, identity, n, variant, seed)}.json", metrics,
                   {} if fid is not None else {"fid": "no weights"},
-                  {"method": method, "identity": identity, "n_frames": n, "variant": variant or ""})
+                  {"method": method, "identity": identity, "n_frames": n, "seed": seed, "variant": variant or ""})
 
 
 def test_aggregate_builds_tables_curves_and_summary(tmp_path):
@@ -66,18 +66,40 @@ def test_aggregate_builds_tables_curves_and_summary(tmp_path):
     assert out["summary"][("Ours", 25)]["psnr"] == pytest.approx(21.0)     # mean of 20 and 22
     assert out["summary"][("Ours", 25)]["n_ids"] == 2
     assert out["summary"][("Baseline", 100)]["fid"] is None
-    assert out["missing"] == ["prior_b_n100_nomix", "prior_b_n100_nopost"]
+    assert out["missing"] == ["prior_b_n100_s0_nomix", "prior_b_n100_s0_nopost"]
     with open(tmp_path / "study" / "curve_prior.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["n_frames"]) for r in rows] == [25, 100] and float(rows[1]["psnr"]) == pytest.approx(25.0)
     table = (tmp_path / "study" / "size_psnr.md").read_text()
-    assert "| Baseline | 16.00 | 20.00 |" in table and "| Ours | 21.00 | 25.00 |" in table
+    # two actors: mean ± t(0.975, 1)·s/√2 = 12.706 for values 20 and 22 (s = √2)
+    assert "| Baseline | 16.00 ± 12.71 | 20.00 ± 12.71 |" in table and "| Ours | 21.00 ± 12.71 | 25.00 ± 12.71 |" in table
+    assert "| Copy reference | 15.00 ± 0.00 | 15.00 ± 0.00 |" in table                    # the floor row
+    lower = (tmp_path / "study" / "size_psnr_lower.md").read_text()
+    assert "| Copy reference | 12.00 ± 0.00 |" in lower
+    sync = (tmp_path / "study" / "size_sync_expert_lse_c.md").read_text()
+    assert "| Ground truth | 3.00 ± 0.00 |" in sync
+    diffs = (tmp_path / "study" / "differences.md").read_text()
+    assert "| psnr ↑ | +5.000 ± 0.000 * | +5.000 ± 0.000 * |" in diffs         # paired: exactly +5 each run
     ablation = (tmp_path / "study" / "ablation.md").read_text()
-    assert "| Ours w/o mixed data | 23.00 |" in ablation and "| Ours w/o post-processing | 24.00 |" in ablation
+    assert "| Ours w/o mixed data | 15.00 |" in ablation and "| Ours w/o post-processing | 16.00 |" in ablation
     flat = json.loads((tmp_path / "study.json").read_text())
     assert flat["psnr_ours_n100"] == pytest.approx(25.0) and flat["fid_baseline_n25"] is None
+    assert flat["psnr_lower_copy_ref_n25"] == pytest.approx(12.0) and flat["n_runs_ours"] == 4
     assert (tmp_path / "study" / "size_curves.png").stat().st_size > 0
 
+
+
+def test_paired_differences_pair_by_actor_and_seed_and_flag_significance():
+    rows = [{"label": label, "identity": ident, "n_frames": 25, "seed": seed, "m": value + (1.0 if label == "Ours" else 0.0)}
+            for ident, value in (("a", 10.0), ("b", 30.0)) for seed in (0, 1, 2) for label in ("Ours", "Baseline")]
+    rows[0]["m"] += 0.1                                                     # not exactly +1 everywhere
+    diff = paired_differences(rows, ["m"])[("m", 25)]
+    # pairing removes the actors' 20-point offset: the difference is tight around +1
+    assert diff["n_pairs"] == 6 and diff["diff"] == pytest.approx(1 + 0.1 / 6) and diff["significant"]
+    unpaired = [dict(r, seed=r["seed"] + (10 if r["label"] == "Ours" else 0)) for r in rows]
+    assert paired_differences(unpaired, ["m"]) == {}                       # nothing to pair: no claim
+    noisy = [dict(r, m=r["m"] + (5.0 if r["seed"] % 2 else -5.0) * (r["label"] == "Ours")) for r in rows]
+    assert paired_differences(noisy, ["m"])[("m", 25)]["significant"] is False
 
 
 def test_aggregate_adds_the_style_layer_table_when_given_its_cells(tmp_path):
@@ -104,8 +126,10 @@ def test_aggregate_adds_the_style_layer_table_when_given_its_cells(tmp_path):
 def test_expected_cells_cover_grid_and_ablations():
     names = expected_cells({"identities": ["a"], "sizes": [25, 50], "methods": ["prior", "scratch"],
                             "ablation_size": 25})
-    assert sorted(names) == sorted(["prior_a_n25", "scratch_a_n25", "prior_a_n50", "scratch_a_n50",
-                                    "prior_a_n25_nomix", "prior_a_n25_nopost"])
+    assert sorted(names) == sorted(["prior_a_n25_s0", "scratch_a_n25_s0", "prior_a_n50_s0", "scratch_a_n50_s0",
+                                    "prior_a_n25_s0_nomix", "prior_a_n25_s0_nopost"])
+    seeds = expected_cells({"identities": ["a"], "sizes": [25], "seeds": [0, 1], "methods": ["prior"]})
+    assert sorted(seeds) == ["prior_a_n25_s0", "prior_a_n25_s1"]
 
 
 def test_size_grid_rows_baseline_ours_truth(tmp_path):

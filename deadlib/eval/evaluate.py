@@ -23,8 +23,12 @@ Metrics (flat, numbers or null; why a value is null goes to ``<metrics>.reasons.
   copy baseline (``_copy_ref``).
 * ``fid`` (crops, Inception pool3), ``fvd`` (16-frame crop clips, I3D); null without weights.
 * post-processing: each crop is pasted into its original frame with ``blend.paste_back``
-  (``blend``; "none" = the ablation "w/o post-processing"); ``frame_psnr``, ``frame_ssim``,
-  ``frame_fid`` compare pasted and original frames (downscaled to ``frame_max_side``).
+  (``blend``); ``frame_psnr``, ``frame_ssim``, ``frame_fid`` compare pasted and original frames
+  (downscaled to ``frame_max_side``) — inflated by the bit-identical background, so
+  ``frame_psnr_box`` / ``frame_ssim_box`` score only the pixels under the crop square. The
+  ablation "w/o post-processing" uses ``blend = "hard"``: the same ``paste_mask`` pasted with a hard
+  edge and no colour matching, so it measures the blending, not a larger pasted area; ``"none"``
+  pastes the whole crop square (what a pipeline without any mask would do).
 
 Outputs: ``samples.npz`` / ``samples.png`` (ground truth | output | |error|×4 at a few frames)
 and short side-by-side videos ``side_by_side.mp4`` (crops, ground truth | output, with the test
@@ -57,7 +61,7 @@ from deadlib.core.config import (
 )
 from deadlib.core.files import write_json
 from deadlib.core.progress import progress_bar
-from deadlib.data.blend import METHODS as BLEND_METHODS
+from deadlib.data.blend import METHODS as PASTE_METHODS
 from deadlib.data.blend import paste_back
 from deadlib.data.video import MediaError, iter_frames, read_audio, write_video
 from deadlib.eval import lip_metrics as lips
@@ -75,6 +79,7 @@ from deadlib.model.renderer import to_uint8
 from deadlib.sync import expert as sync_expert
 from deadlib.train.loop import load_checkpoint, predict
 
+BLEND_METHODS = (*PASTE_METHODS, "hard")   # hard: the paste mask without feathering or colour matching
 BASELINES = ("copy_ref", "copy_input")   # outputs that generate nothing: the floor of every table
 
 
@@ -312,6 +317,18 @@ def shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
     return frame if size == (w, h) else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
+def crop_square(frame_shape: tuple[int, int], affine: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) float32 {0, 1}: the frame pixels whose centre maps inside the S×S crop (``affine``
+    frame → crop px, continuous coordinates as ``deadlib.data.crop``)."""
+    inverse = cv2.invertAffineTransform(np.asarray(affine, np.float64))             # crop → frame
+    # the centres of the crop's corner pixels; the filled polygon includes its boundary
+    corners = np.array([[0.5, 0.5], [size - 0.5, 0.5], [size - 0.5, size - 0.5], [0.5, size - 0.5]])
+    polygon = corners @ inverse[:, :2].T + inverse[:, 2] - 0.5                      # frame px, centres at i
+    mask = np.zeros(frame_shape, np.uint8)
+    cv2.fillConvexPoly(mask, np.round(polygon * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(np.float32)
+
+
 def paste_metrics(video: Path, cache_root, identity: str, rendered: Mapping[str, np.ndarray],
                   settings: EvalSettings, keep_ids: set[int], inception=None) -> tuple[dict, dict]:
     """Paste every generated crop into its original frame; per-frame PSNR/SSIM of pasted vs original
@@ -321,17 +338,22 @@ def paste_metrics(video: Path, cache_root, identity: str, rendered: Mapping[str,
         affines = track["crop"]                                              # (N, 2, 3) source → crop px
     mask_key = "face" if settings.paste_mask == "face" else "lower"
     position = {int(t): k for k, t in enumerate(rendered["frame_ids"])}
-    scores, kept, small = {"frame_psnr": [], "frame_ssim": []}, {}, {"a": [], "b": []}
+    scores, kept, small = defaultdict(list), {}, {"a": [], "b": []}
     last = int(rendered["frame_ids"].max())
     for t, frame in enumerate(iter_frames(video, fps=settings.fps, max_frames=last + 1)):
         k = position.get(t)
         if k is None:
             continue
-        pasted = paste_back(frame, rendered["pred"][k], affines[t], rendered[mask_key][k], method=settings.blend,
-                            feather_px=settings.feather_px)
+        hard = settings.blend == "hard"
+        pasted = paste_back(frame, rendered["pred"][k], affines[t], rendered[mask_key][k],
+                            method="feather" if hard else settings.blend, feather_px=0 if hard else settings.feather_px,
+                            colour_match=not hard)
         a, b = shrink(frame, settings.frame_max_side), shrink(pasted, settings.frame_max_side)
+        box = shrink(crop_square(frame.shape[:2], affines[t], rendered["pred"].shape[1]), settings.frame_max_side)
         scores["frame_psnr"].append(psnr(b, a))
         scores["frame_ssim"].append(ssim(b, a))
+        scores["frame_psnr_box"].append(psnr(b, a, mask=box))
+        scores["frame_ssim_box"].append(ssim(b, a, mask=box))
         if t in keep_ids:
             kept[t] = (a, b)
         if inception is not None:
@@ -405,7 +427,7 @@ def evaluate_identity(state, cache_root: str | os.PathLike, identity: str, setti
     rendered = render_test(state, test, settings.batch_size, progress)
     lo, hi = json.loads((Path(cache_root) / identity / "report.json").read_text())["splits"]["test"]
     metrics = {"n_test_frames": hi - lo, "n_eval_frames": len(rendered["frame_ids"]),
-               "post_processing": int(settings.blend != "none")}
+               "post_processing": int(settings.blend not in ("none", "hard"))}
     values, reasons = crop_metrics(rendered["pred"], rendered["real"], rendered["lower"], rendered["mouth"])
     metrics.update(values)
     baselines = baseline_outputs(rendered)
@@ -426,7 +448,7 @@ def evaluate_identity(state, cache_root: str | os.PathLike, identity: str, setti
     samples = np.linspace(0, len(ids) - 1, min(len(ids), settings.n_sample_frames)).round().astype(int)
     run = longest_run(ids, max(1, int(settings.video_seconds * settings.fps)))
     video, kept = source_video(cache_root, identity, settings.raw_dir), {}
-    frame_keys = ("frame_psnr", "frame_ssim", "frame_fid")
+    frame_keys = ("frame_psnr", "frame_ssim", "frame_psnr_box", "frame_ssim_box", "frame_fid")
     if video is None:
         metrics.update(dict.fromkeys(frame_keys))
         reasons.update(dict.fromkeys(frame_keys, f"original video of {identity} not found (set evaluate.raw_dir)"))

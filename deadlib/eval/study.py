@@ -7,7 +7,7 @@ Every cell wrote ``<metrics_dir>/<cell>.json`` (flat numbers) and ``<cell>.reaso
     Baseline                   method scratch (renderer + texture from scratch)
     Ours                       method prior, mixed data, post-processing (the full model)
     Ours w/o mixed data        variant nomix   (mixed_ratio 0)
-    Ours w/o post-processing   variant nopost  (blend none at evaluation)
+    Ours w/o post-processing   variant nopost  (blend hard at evaluation: same mask, no blending)
     Copy reference / Copy input   the floors: the ``*_copy_ref`` / ``*_copy_input`` values that the
                                Ours cells measured for outputs that generate nothing
     Ground truth               the ``*_real`` values (sync scores of the real test frames)
@@ -43,12 +43,12 @@ LABELS = {("scratch", ""): "Baseline", ("prior", ""): "Ours", ("prior", "nomix")
 # the generated region first (lower face, mouth), then lips and sync, then the mostly copied crop
 # and the pasted frame; every metric the harness computes
 CURVE_METRICS = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "lmd_mouth_px", "sync_expert_lse_c",
-                 "sync_expert_lse_d", "sync_expert_offset", "sync_conf_deadlib", "psnr", "ssim", "frame_psnr",
-                 "frame_ssim", "fid", "fvd")
+                 "sync_expert_lse_d", "sync_expert_offset", "sync_conf_deadlib", "psnr", "ssim", "frame_psnr_box",
+                 "frame_ssim_box", "frame_psnr", "frame_ssim", "fid", "fvd")
 TABLE_METRICS = ("psnr", "ssim", "fid", "fvd")                     # the paper's columns
 ABLATION_METRICS = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "lmd_mouth_px", "sync_expert_lse_c",
-                    "sync_expert_lse_d", "sync_conf_deadlib", "psnr", "ssim", "frame_psnr", "frame_ssim", "fid",
-                    "frame_fid", "fvd")
+                    "sync_expert_lse_d", "sync_conf_deadlib", "psnr", "ssim", "frame_psnr_box", "frame_ssim_box",
+                    "frame_psnr", "frame_ssim", "fid", "frame_fid", "fvd")
 LOWER_IS_BETTER = {"fid", "fvd", "frame_fid", "lmd_mouth_px", "sync_expert_lse_d"}
 NO_DIRECTION = {"sync_expert_offset"}                               # 0 is best; the sign says which way
 FLOORS = {"copy_ref": "Copy reference", "copy_input": "Copy input"}

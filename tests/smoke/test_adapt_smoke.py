@@ -153,7 +153,7 @@ def test_post_processing_off_variant_and_aggregation(cells, tiny_cache, params_f
     name = cell_name("prior", ACTOR, 25, "nopost")
     off = evaluate.main(["--profile", "smoke", "--params", str(params_file), "--checkpoint",
                          str(root / "models" / "prior_synth_h00_n25_s0" / "checkpoint.pt"), "--identity", ACTOR,
-                         "--method", "prior", "--n-frames", "25", "--variant", "nopost", "--blend", "none",
+                         "--method", "prior", "--n-frames", "25", "--variant", "nopost", "--blend", "hard",
                          "--cache-root", str(tiny_cache), "--out", str(root / "models" / name / "eval"),
                          "--metrics", str(root / "metrics" / f"{name}.json")])
     on = cells[cell_name("prior", ACTOR, 25)]["metrics"]
@@ -161,6 +161,7 @@ def test_post_processing_off_variant_and_aggregation(cells, tiny_cache, params_f
     assert off["psnr"] == pytest.approx(on["psnr"])                          # the crop is the same
     assert off["psnr_lower_copy_ref"] == pytest.approx(on["psnr_lower_copy_ref"])   # same references (train part)
     assert off["frame_psnr"] != pytest.approx(on["frame_psnr"])              # the pasted frames are not
+    assert off["frame_psnr_box"] is not None and on["frame_psnr_box"] < on["frame_psnr"]   # background left out
     study = stage_config("study", "smoke", params_path=params_file)
     result = aggregate(root / "metrics", tmp_path / "study", study, tmp_path / "study.json")
     assert len(result["rows"]) == 4

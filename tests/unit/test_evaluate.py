@@ -156,6 +156,36 @@ def test_paste_metrics_maps_rendered_frames_to_their_source_frames(tmp_path):
     assert bad["frame_psnr"] < 30 and bad["frame_ssim"] < good["frame_ssim"]
 
 
+def test_crop_square_and_the_hard_paste_score_only_the_pasted_box(tmp_path):
+    """frame_*_box score the pixels under the crop square; blend "hard" pastes the same mask as the
+    blended paste with a hard edge: outside the mask the frame is untouched."""
+    # crop = frame pixels [8, 40) x [8, 40) at scale 1: crop_xy = frame_xy - 8
+    square = ev.crop_square((48, 64), np.array([[1.0, 0, -8], [0, 1.0, -8]]), 32)
+    assert square.sum() == 32 * 32 and square[8:40, 8:40].all() and square[:, 40:].sum() == 0
+    rng = np.random.default_rng(3)
+    frames = np.repeat(np.repeat(rng.integers(0, 256, (3, 12, 16, 3), dtype=np.uint8), 4, 1), 4, 2)
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames, fps=25, crf=0)
+    decoded = np.stack(list(ev.iter_frames(video)))
+    (tmp_path / "cache" / "actor").mkdir(parents=True)
+    np.savez(tmp_path / "cache" / "actor" / "track.npz", crop=np.tile(np.array([[1.0, 0, -8], [0, 1.0, -8]]), (3, 1, 1)))
+    face = np.zeros((3, 32, 32), np.float32)
+    face[:, 8:24, 8:24] = 1
+    wrong = 255 - decoded[:, 8:40, 8:40]                                    # a bad crop
+    rendered = {"pred": wrong, "frame_ids": np.arange(3), "face": face, "lower": face}
+    scores = {}
+    for blend in ("none", "hard"):
+        scores[blend], kept = ev.paste_metrics(video, tmp_path / "cache", "actor", rendered,
+                                               ev.EvalSettings(blend=blend, frame_max_side=64), {1})
+        original, pasted = kept[1]
+        outside = np.ones((48, 64), bool)
+        outside[16:32, 16:32] = False                                       # the mask in frame px
+        if blend == "hard":
+            assert (pasted[outside] == original[outside]).all()
+    assert scores["none"]["frame_psnr_box"] < scores["hard"]["frame_psnr_box"]   # the whole square vs the mask
+    assert scores["hard"]["frame_psnr_box"] < scores["hard"]["frame_psnr"]    # the box leaves out free pixels
+
+
 def test_shrink_gives_even_sides_within_the_limit():
     out = ev.shrink(np.zeros((301, 533, 3), np.uint8), 256)
     assert max(out.shape[:2]) <= 256 and out.shape[0] % 2 == 0 and out.shape[1] % 2 == 0

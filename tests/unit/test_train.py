@@ -368,3 +368,28 @@ def test_audio_encoder_moves_like_the_generator_under_one_learning_rate(train_se
     train_step(state, collate([train_set[0], train_set[5]]), state.cfg.loss)
     moved = {name: relative_update(getattr(state.renderer, name), b) for name, b in before.items()}
     assert 0.2 < moved["audio"] / moved["generator"] < 5, moved
+
+
+def test_a_prior_checkpoint_of_another_prepared_cache_is_not_resumed(tmp_path, capsys):
+    """models/prior persists across DVC runs; when prepare changed the data (same settings), the
+    finished checkpoint of the old data must not be resumed (issue 15's new splits hit this)."""
+    from deadlib.train.prior import data_fingerprint, forget_checkpoint_of_other_data
+
+    cache = tmp_path / "cache"
+    for name in ("p0", "p1"):
+        (cache / name).mkdir(parents=True)
+        (cache / name / "report.json").write_text('{"splits": {"train": [0, 10]}}')
+        np.savez(cache / name / "track.npz", identity=np.zeros(3))
+    first = data_fingerprint(cache, ["p0", "p1"])
+    out = tmp_path / "prior"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"old")
+    assert forget_checkpoint_of_other_data(out, first)                       # no record: cannot be trusted
+    assert not (out / "checkpoint.pt").exists()
+    (out / "checkpoint.pt").write_bytes(b"new")
+    assert not forget_checkpoint_of_other_data(out, first)                   # same data: a killed run resumes
+    assert (out / "checkpoint.pt").exists()
+    (cache / "p1" / "report.json").write_text('{"splits": {"train": [0, 8]}}')   # prepare changed a split
+    second = data_fingerprint(cache, ["p0", "p1"])
+    assert second != first and forget_checkpoint_of_other_data(out, second)
+    assert not (out / "checkpoint.pt").exists() and "another prepared cache" in capsys.readouterr().err

@@ -89,8 +89,9 @@ def study_tables(root: Path) -> str:
     header, diffs = difference_table(paired_differences(rows, CURVE_METRICS), CURVE_METRICS, sizes)
     counts = "; ".join(f"{label}: " + ", ".join(f"N={n}: {k}" for n, k in runs[label]) for label in runs)
     return (markdown_table(["metric", "method", *[f"N={n}" for n in sizes]], table)
-            + f"\nHeld-out identities: {', '.join(study['identities'])}; seeds {study.get('seeds', [0])}. "
-            f"Runs per cell ({counts}). ± = half-width of the 95 % Student-t interval over runs.\n\n"
+            + f"\nParams ask for held-out identities {', '.join(study['identities'])} × seeds {study.get('seeds', [0])}; "
+            f"runs found per cell: {counts}. ± = half-width of the 95 % Student-t interval over runs "
+            "(none for a single run).\n\n"
             + markdown_table(header, diffs)
             + "\nPaired by actor and seed; * = the 95 % interval of the difference excludes 0. "
             + _source("metrics/adapt/*.json"))

@@ -12,7 +12,14 @@ import yaml
 
 from deadlib.core.config import ConfigError, stage_config
 from deadlib.eval.evaluate import write_metrics
-from deadlib.eval.study import aggregate, expected_cells, load_cells, mean_ci, paired_differences, size_grid
+from deadlib.eval.study import (
+    aggregate,
+    expected_cells,
+    load_cells,
+    mean_ci,
+    paired_differences,
+    size_grid,
+)
 from deadlib.train.study_config import cell_name, parse_cell_name
 
 

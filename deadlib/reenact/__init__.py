@@ -1,0 +1,1 @@
+"""Self-reenactment: dubs of held-out people scored against their real frames (issue 14)."""

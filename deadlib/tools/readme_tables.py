@@ -38,8 +38,9 @@ from deadlib.eval.study import (
     style_table,
     summarise,
 )
+from deadlib.reenact.selfdub import DRIVES
 
-BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
+BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
 
 def _fmt(value: Any) -> str:
@@ -65,16 +66,20 @@ def flat_table(root: Path, label: str) -> str:
     return markdown_table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()]) + "\n" + _source(label)
 
 
-def _study_cells(root: Path) -> tuple[dict, list[dict]]:
+def _study_cells(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt") -> tuple[dict, list[dict]]:
     """(params' study section, the committed cells of its identities)."""
-    study = load_params(root / "params.yaml")["study"]
-    return study, [r for r in load_cells(root / "metrics" / "adapt") if r["identity"] in study["identities"]]
+    study = load_params(root / "params.yaml")[section]
+    folder = root / metrics_dir
+    cells = load_cells(folder) if folder.is_dir() else []
+    return study, [r for r in cells if r["identity"] in study["identities"]]
 
 
-def study_tables(root: Path) -> str:
+def study_tables(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt") -> str:
     """Size study: one row per (metric, method or floor), one column per N, "mean ± 95 % interval"
     over actors × seeds; then Ours − Baseline paired by run. Every metric the harness computes."""
-    study, rows = _study_cells(root)
+    study, rows = _study_cells(root, section, metrics_dir)
+    if not rows:
+        return f"_No cell of `{metrics_dir}` exists yet: run the study stages._\n"
     summary = summarise([*rows, *derived_rows(rows)], CURVE_METRICS)
     sizes = sorted({int(r["n_frames"]) for r in rows if r["label"] in ("Baseline", "Ours")})
     table = []
@@ -94,7 +99,7 @@ def study_tables(root: Path) -> str:
             "(none for a single run).\n\n"
             + markdown_table(header, diffs)
             + "\nPaired by actor and seed; * = the 95 % interval of the difference excludes 0. "
-            + _source("metrics/adapt/*.json"))
+            + _source(f"{metrics_dir}/*.json"))
 
 
 def ablation_block(root: Path) -> str:
@@ -105,9 +110,52 @@ def ablation_block(root: Path) -> str:
             + f"\nN = {study['ablation_size']}. " + _source("metrics/adapt/*.json"))
 
 
-def style_block(root: Path) -> str:
-    header, table = style_table(root / "metrics" / "style")
-    return markdown_table(header, [list(map(_fmt, r)) for r in table]) + "\n" + _source("metrics/style/*.json")
+def style_block(root: Path, folder: str = "metrics/style") -> str:
+    if not (root / folder).is_dir():
+        return f"_`{folder}` does not exist yet: run the style stages._\n"
+    header, table = style_table(root / folder)
+    return markdown_table(header, [list(map(_fmt, r)) for r in table]) + "\n" + _source(f"{folder}/*.json")
+
+
+REENACT_TARGETS = {"mouth_open_r": "≥ 0.6", "lmd_mouth_px": "≤ 1.0", "mouth_lag": "0 ± 1"}  # issue 14's acceptance
+
+
+def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
+    """Self-reenactment of the real held-out actors: per actor, every metric of every model set ×
+    drive next to the ground truth; then the mean over actors of the own-speech dubs with the targets."""
+    files = sorted((root / folder).glob("*.json")) if (root / folder).is_dir() else []
+    files = [f for f in files if not f.name.endswith((".settings.json", ".reasons.json"))]
+    if not files:
+        return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
+    sets = list(load_params(root / "params.yaml")["reenact"]["model_sets"])
+    columns = [(s, d) for s in sets for d in DRIVES]
+    out, own = [], {s: [] for s in sets}
+    for path in files:
+        m = json.loads(path.read_text())
+        metrics = list(dict.fromkeys(k[len(f"{s}_{d}_"):] for k in m for s, d in columns if k.startswith(f"{s}_{d}_")))
+        rows = []
+        for metric in metrics:
+            arrow = " ↓" if metric in LOWER_IS_BETTER or metric.startswith("lmd") else ""
+            rows.append([metric + arrow, *[_fmt(m.get(f"{s}_{d}_{metric}")) for s, d in columns],
+                         _fmt(m.get(f"groundtruth_{metric}"))])
+        out.append(f"**{path.stem}** ({m.get('test_frames')} test frames, adapted on the first "
+                   f"{m.get('adapt_frames')} frames)\n\n"
+                   + markdown_table(["metric", *[f"{s} · {d}" for s, d in columns], "real frames"], rows))
+        for s in sets:
+            own[s].append(m)
+    summary = []
+    for metric, target in REENACT_TARGETS.items():
+        for s in sets:
+            values = [m.get(f"{s}_own_{metric}") for m in own[s]]
+            values = [v for v in values if v is not None]
+            floor = [m.get(f"{s}_silence_{metric}") for m in own[s] if m.get(f"{s}_silence_{metric}") is not None]
+            leak = [m.get(f"{s}_other_{metric}") for m in own[s] if m.get(f"{s}_other_{metric}") is not None]
+            mean = lambda v: _fmt(sum(v) / len(v)) if v else "—"  # noqa: E731
+            summary.append([metric, target, s, mean(values), mean(floor), mean(leak), str(len(values))])
+    return ("\n".join(out) + "\n"
+            + markdown_table(["metric", "target (issue 14)", "models", "own speech", "silence (floor)",
+                              "other speaker (leak control)", "actors"], summary)
+            + "\nMean over actors. " + _source(f"{folder}/*.json"))
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
@@ -119,6 +167,13 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "style": style_block,
     "dub": lambda root: flat_table(root, "metrics/dub.json"),
     "sync_expert": lambda root: flat_table(root, "metrics/sync_expert.json"),
+    "real_prepare": lambda root: flat_table(root, "real/metrics/prepare.json"),
+    "real_train_prior": lambda root: flat_table(root, "real/metrics/train_prior.json"),
+    "real_sync_expert": lambda root: flat_table(root, "real/metrics/sync_expert.json"),
+    "real_audio2expr": lambda root: flat_table(root, "real/metrics/train_audio2expr.json"),
+    "real_study": lambda root: study_tables(root, "real_study", "real/metrics/adapt"),
+    "real_style": lambda root: style_block(root, "real/metrics/style"),
+    "real_reenact": reenact_block,
 }
 
 

@@ -24,3 +24,29 @@ def test_a_changed_metric_makes_its_block_stale(tmp_path):
     assert readme_tables.render(text, tmp_path)[1] == []
     with pytest.raises(KeyError, match="unknown_block"):
         readme_tables.render("<!-- generated:unknown_block -->\n<!-- /generated:unknown_block -->", tmp_path)
+
+
+def test_every_block_of_the_readme_is_known_and_found(repo_root):
+    """A block whose name the marker pattern cannot match is silently never rebuilt (the
+    audio2expr blocks were empty for that reason: the pattern had no digits)."""
+    import re
+
+    readme = (repo_root / "README.md").read_text()
+    markers = re.findall(r"<!-- generated:(\S+) -->", readme)
+    found = [m["name"] for m in readme_tables.BLOCK.finditer(readme)]
+    assert markers and found == markers
+    assert set(found) <= set(readme_tables.BLOCKS)
+
+
+def test_reenact_block_lists_every_metric_and_the_targets(tmp_path):
+    (tmp_path / "real" / "metrics" / "reenact").mkdir(parents=True)
+    (tmp_path / "params.yaml").write_text("reenact: {model_sets: {realdata: {}, synthetic: {}}}\n")
+    metrics = {"test_frames": 250, "adapt_frames": 250, "groundtruth_sync_expert_offset": 0}
+    for s in ("realdata", "synthetic"):
+        for d in ("own", "silence", "other"):
+            metrics.update({f"{s}_{d}_mouth_open_r": 0.5 if d == "own" else 0.1, f"{s}_{d}_lmd_mouth_px": 1.5,
+                            f"{s}_{d}_mouth_lag": 0, f"{s}_{d}_sync_expert_offset": 1})
+    (tmp_path / "real" / "metrics" / "reenact" / "actor.json").write_text(json.dumps(metrics))
+    text = readme_tables.reenact_block(tmp_path)
+    assert "**actor**" in text and "| sync_expert_offset | 1 | 1 | 1 | 1 | 1 | 1 | 0 |" in text
+    assert "| mouth_open_r | ≥ 0.6 | realdata | 0.5 | 0.1 | 0.1 | 1 |" in text

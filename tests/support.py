@@ -6,11 +6,35 @@ through the same loader the stages use, so there is no second copy of it to drif
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from deadlib.core.config import settings_with, stage_config
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent   # the venv's dvc / papermill
+
+
+def run_in(cwd: Path, *args, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run a command in ``cwd`` (a temporary clone) with the venv's tools first on PATH and the clone's
+    own deadlib first on PYTHONPATH; ``check``: fail the test, with the output tail, on a non-zero exit."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(cwd)}
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout)
+    assert not check or done.returncode == 0, \
+        f"{' '.join(map(str, args))} failed in {cwd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def dvc(*args, cwd: Path) -> str:
+    """``dvc *args`` in ``cwd`` (see run_in); its stdout + stderr."""
+    done = run_in(cwd, BIN / "dvc", *args)
+    return done.stdout + done.stderr
+
+
+def git(*args, cwd: Path) -> str:
+    return run_in(cwd, "git", *args).stdout
 
 
 def smoke_renderer() -> dict:

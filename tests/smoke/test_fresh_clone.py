@@ -11,15 +11,13 @@ a matching output when the cache is empty; and prepare wrote wall-clock timings 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support import dvc, git, run_in
 
-BIN = Path(sys.executable).parent
 STAGES = ("corpus_report", "prepare")
 # Data outputs compared byte for byte with origin's dvc.lock. Executed notebooks (reports/*.ipynb)
 # are not among them: papermill stamps execution times and widget ids into them on every run.
@@ -28,18 +26,8 @@ TINY_SYNTH = {"seed": 3, "n_prior": 2, "n_heldout": 1, "duration_s": 4.0, "size"
 
 
 def run(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(cwd)}
-    done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, text=True, capture_output=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(map(str, args))} failed in {cwd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    done = run_in(cwd, *args, timeout=900)
     return done.stdout + done.stderr
-
-
-def dvc(*args: str, cwd: Path) -> str:
-    return run(BIN / "dvc", *args, cwd=cwd)
-
-
-def git(*args: str, cwd: Path) -> str:
-    return run("git", *args, cwd=cwd)
 
 
 def locked_outs(root: Path) -> dict[str, str]:

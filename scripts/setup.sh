@@ -43,6 +43,17 @@ if [ -z "${DEAD_NO_BROWSER:-}" ] && ! have_browser; then
          "the studio's browser test will skip" >&2
   fi
 fi
+# espeak-ng (Debian's TTS): the 'tts' drive of the real-data self-reenactment (reenact.tts_text).
+# Same rule: installed with apt-get when root and missing; never fails the setup.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  apt_tts() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null 2>&1; }
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { apt_tts || { apt-get update -q >/dev/null 2>&1 && apt_tts; }; }; then
+    echo "installed espeak-ng (the real-data reenact stage's tts drive)"
+  else
+    echo "note: espeak-ng not installed (needs root + apt-get: apt-get install espeak-ng); the reenact stage" \
+         "then needs reenact.tts_text: null" >&2
+  fi
+fi
 .venv/bin/python - <<'PY'
 import torch, pytorch3d
 from pytorch3d import _C  # noqa: F401  compiled rasteriser must load

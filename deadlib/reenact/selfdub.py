@@ -14,12 +14,15 @@ windows), exactly as a user runs ``dub --identity adapt-now``:
    ``silence`` digital silence (the floor: a still, neutral mouth),
    ``other``   another held-out actor's test speech (the leakage control: a dub that follows its
                audio must NOT correlate with this clip's real mouth; a high value means the
-               original mouth leaks through the input or the blending);
+               original mouth leaks through the input or the blending),
+   ``tts``     ``tts_text`` spoken by espeak-ng (a synthetic voice no model trained on);
 4. score each dub against the real test frames, on the test clip's own face crops:
    ``mouth_open_r``      Pearson r of the mouth opening (FaceMesh inner-lip gap / eye distance) of
                          dub vs real, frames where both are detected;
    ``mouth_lag``         the lag (frames, |lag| ≤ ``max_lag``) maximising that correlation — the AV
                          offset of the dubbed mouth against the real mouth (0 = in sync);
+   ``mouth_open_pause`` / ``_speech``: mean opening where the driving audio is quieter / louder
+                         than ``pause_dbfs`` (a dub must close its mouth in the new audio's pauses);
    ``lmd_mouth_px``      mean distance of the 40 lip landmarks at ``lmd_size`` px crops;
    ``psnr_lower`` / ``ssim_lower`` / ``psnr_mouth`` / ``ssim_mouth`` / ``psnr`` / ``ssim`` on the
                          prepare-resolution crops (the real face's masks);
@@ -35,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -45,7 +49,7 @@ from deadlib.core.config import stage_config, write_settings
 from deadlib.core.files import write_json
 from deadlib.core.measures import pearson
 from deadlib.data import face3d
-from deadlib.data.audio import log_mel
+from deadlib.data.audio import log_mel, speech_energy
 from deadlib.data.crop import crop_frame
 from deadlib.data.dataset import load_cache
 from deadlib.data.face3d import MASK_LOWER, MASK_MOUTH
@@ -61,7 +65,7 @@ from deadlib.dub.dubbing import DubResult, dub
 from deadlib.eval.evaluate import crop_metrics
 from deadlib.eval.lip_metrics import detect_landmarks, landmark_distance
 
-DRIVES = ("own", "silence", "other")
+DRIVES = ("own", "silence", "other", "tts")
 MODEL_KEYS = ("prior", "a2e", "basis", "prior_cache")
 
 
@@ -149,9 +153,22 @@ def score(result: DubResult, real: RealTest, audio: np.ndarray, judge, settings:
         "mouth_open_mean": float(np.nanmean(opening)) if found.any() else None,
         "mouth_open_std": float(np.nanstd(opening)) if found.any() else None,
         "frames": int(n), "frames_dubbed": int(keep.sum())})
+    metrics.update(pause_openings(opening, found, audio, n, float(settings["pause_dbfs"])))
     mel = log_mel(audio, SAMPLE_RATE)
     metrics.update(sx.sync_scores(judge, crops, mel, int(settings["sync_max_offset"]), keep))
     return metrics
+
+
+def pause_openings(opening: np.ndarray, found: np.ndarray, audio: np.ndarray, n: int, pause_dbfs: float) -> dict:
+    """Mean mouth opening (n,) in the driving audio's pauses (frames quieter than ``pause_dbfs`` RMS)
+    and in its speech: a dub must close its mouth where the new audio is silent."""
+    level = 20 * np.log10(np.maximum(speech_energy(audio, SAMPLE_RATE, n), 1e-10))   # (n,) dBFS per frame
+    out = {}
+    for tag, keep in (("pause", level < pause_dbfs), ("speech", level >= pause_dbfs)):
+        use = keep & found[:n]
+        out[f"mouth_open_{tag}"] = float(opening[:n][use].mean()) if use.any() else None
+        out[f"{tag}_frames"] = int(use.sum())
+    return out
 
 
 def models_overrides(models: Mapping, cache_dir: Path, frames: int) -> dict:
@@ -193,6 +210,9 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
         need = round((hi - lo) / FPS * SAMPLE_RATE)
         write_audio(work / "other.wav", np.resize(seg, need).astype(np.float32), SAMPLE_RATE)
         drives["other"] = work / "other.wav"
+    tts = synthesise_speech(settings.get("tts_text"), work / "tts.wav", hi - lo, settings)
+    if tts is not None:
+        drives["tts"] = tts
     judge, _ = sx.load_expert(judge_path)
     metrics: dict = {"test_frames": hi - lo, "adapt_frames": frames_n}
     real, dubs = None, {}
@@ -210,6 +230,9 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
                     judge, real.crops, log_mel(read_audio(own, SAMPLE_RATE), SAMPLE_RATE),
                     int(settings["sync_max_offset"]), real.valid).items()})
                 metrics["groundtruth_landmark_rate"] = float(real.found.mean())
+                metrics.update({f"groundtruth_{k}": v for k, v in pause_openings(
+                    np.nan_to_num(real.opening), real.found, read_audio(own, SAMPLE_RATE), real.n,
+                    float(settings["pause_dbfs"])).items()})
             drive_audio = read_audio(audio_path, SAMPLE_RATE)
             scores = score(result, real, drive_audio, judge, settings)
             metrics.update({f"{set_name}_{drive}_{k}": v for k, v in scores.items()})
@@ -217,6 +240,25 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
     save_grid(Path(grid_path), real, dubs, frames[lo:hi], settings, actor)
     shutil.rmtree(work, ignore_errors=True)
     return metrics
+
+
+def synthesise_speech(text: str | None, path: Path, n_frames: int, settings: Mapping) -> Path | None:
+    """``text`` spoken by espeak-ng (Debian's TTS; scripts/setup.sh installs it), resampled to 16 kHz
+    and cut / padded with silence to ``n_frames`` → the 'tts' drive. None when no text is set;
+    raises when text is set but espeak-ng is missing (a dropped drive would go unnoticed)."""
+    if not text:
+        return None
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise ReenactError("reenact.tts_text is set but espeak-ng is not installed: apt-get install espeak-ng "
+                           "(scripts/setup.sh does it as root) or set reenact.tts_text: null")
+    raw = path.with_suffix(".espeak.wav")
+    subprocess.run([exe, "-v", str(settings.get("tts_voice", "en-us")), "-s", str(int(settings.get("tts_wpm", 150))),
+                    "-w", str(raw), text], check=True, capture_output=True)
+    speech = read_audio(raw, SAMPLE_RATE)
+    need = round(n_frames / FPS * SAMPLE_RATE)
+    write_audio(path, np.pad(speech[:need], (0, max(0, need - len(speech)))).astype(np.float32), SAMPLE_RATE)
+    return path
 
 
 def _silence(path: Path, n_frames: int) -> Path:

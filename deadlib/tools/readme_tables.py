@@ -117,6 +117,8 @@ def style_block(root: Path, folder: str = "metrics/style") -> str:
     return markdown_table(header, [list(map(_fmt, r)) for r in table]) + "\n" + _source(f"{folder}/*.json")
 
 
+DRIVE_LABELS = {"own": "own speech", "silence": "silence (floor)", "other": "other speaker (leak control)",
+                "tts": "espeak-ng voice"}
 REENACT_TARGETS = {"mouth_open_r": "≥ 0.6", "lmd_mouth_px": "≤ 1.0", "mouth_lag": "0 ± 1"}  # issue 14's acceptance
 
 
@@ -128,10 +130,10 @@ def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
     if not files:
         return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
     sets = list(load_params(root / "params.yaml")["reenact"]["model_sets"])
-    columns = [(s, d) for s in sets for d in DRIVES]
     out, own = [], {s: [] for s in sets}
     for path in files:
         m = json.loads(path.read_text())
+        columns = [(s, d) for s in sets for d in DRIVES if any(k.startswith(f"{s}_{d}_") for k in m)]
         metrics = list(dict.fromkeys(k[len(f"{s}_{d}_"):] for k in m for s, d in columns if k.startswith(f"{s}_{d}_")))
         rows = []
         for metric in metrics:
@@ -146,15 +148,14 @@ def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
     summary = []
     for metric, target in REENACT_TARGETS.items():
         for s in sets:
-            values = [m.get(f"{s}_own_{metric}") for m in own[s]]
-            values = [v for v in values if v is not None]
-            floor = [m.get(f"{s}_silence_{metric}") for m in own[s] if m.get(f"{s}_silence_{metric}") is not None]
-            leak = [m.get(f"{s}_other_{metric}") for m in own[s] if m.get(f"{s}_other_{metric}") is not None]
-            mean = lambda v: _fmt(sum(v) / len(v)) if v else "—"  # noqa: E731
-            summary.append([metric, target, s, mean(values), mean(floor), mean(leak), str(len(values))])
+            cells = []
+            for d in DRIVES:
+                values = [m[f"{s}_{d}_{metric}"] for m in own[s] if m.get(f"{s}_{d}_{metric}") is not None]
+                cells.append(_fmt(sum(values) / len(values)) if values else "—")
+            summary.append([metric, target, s, *cells, str(len(own[s]))])
     return ("\n".join(out) + "\n"
-            + markdown_table(["metric", "target (issue 14)", "models", "own speech", "silence (floor)",
-                              "other speaker (leak control)", "actors"], summary)
+            + markdown_table(["metric", "target (issue 14)", "models", *[DRIVE_LABELS.get(d, d) for d in DRIVES],
+                              "actors"], summary)
             + "\nMean over actors. " + _source(f"{folder}/*.json"))
 
 

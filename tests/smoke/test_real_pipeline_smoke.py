@@ -58,7 +58,8 @@ def test_real_pipeline_runs_by_params_alone_and_beside_the_synthetic_run(clone):
     cell = json.loads((root / "real" / "metrics" / "adapt" / "prior_mimictalk_trump_n25_s0.json").read_text())
     assert cell["psnr_lower"] is not None and cell["steps"] > 0
     assert (root / "real" / "models" / "sync_expert" / "sync_expert.pt").is_file()
-    assert not (root / "data" / "prepared").exists() and not (root / "models").exists()   # synthetic run untouched
+    # the synthetic run's outputs were not made (nor overwritten)
+    assert not (root / "data" / "prepared").exists() and not (root / "models" / "prior").exists()
     assert "up to date" in dvc("status", CELL, cwd=root)
     again = dvc("repro", CELL, cwd=root)
     assert "Running stage" not in again, again

@@ -124,35 +124,35 @@ REENACT_TARGETS = {"mouth_open_r": "≥ 0.6", "lmd_mouth_px": "≤ 1.0", "mouth_
 
 def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
     """Self-reenactment of the real held-out actors: per actor, every metric of every model set ×
-    drive next to the ground truth; then the mean over actors of the own-speech dubs with the targets."""
+    drive next to the ground truth; then, for issue 14's target metrics, the mean over actors of
+    every model set × drive."""
     files = sorted((root / folder).glob("*.json")) if (root / folder).is_dir() else []
     files = [f for f in files if not f.name.endswith((".settings.json", ".reasons.json"))]
     if not files:
         return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
     sets = list(load_params(root / "params.yaml")["reenact"]["model_sets"])
-    out, own = [], {s: [] for s in sets}
+    out, loaded = [], []
     for path in files:
         m = json.loads(path.read_text())
         columns = [(s, d) for s in sets for d in DRIVES if any(k.startswith(f"{s}_{d}_") for k in m)]
         metrics = list(dict.fromkeys(k[len(f"{s}_{d}_"):] for k in m for s, d in columns if k.startswith(f"{s}_{d}_")))
         rows = []
         for metric in metrics:
-            arrow = " ↓" if metric in LOWER_IS_BETTER or metric.startswith("lmd") else ""
+            arrow = " ↓" if metric in LOWER_IS_BETTER else ""
             rows.append([metric + arrow, *[_fmt(m.get(f"{s}_{d}_{metric}")) for s, d in columns],
                          _fmt(m.get(f"groundtruth_{metric}"))])
         out.append(f"**{path.stem}** ({m.get('test_frames')} test frames, adapted on the first "
                    f"{m.get('adapt_frames')} frames)\n\n"
                    + markdown_table(["metric", *[f"{s} · {d}" for s, d in columns], "real frames"], rows))
-        for s in sets:
-            own[s].append(m)
+        loaded.append(m)
     summary = []
     for metric, target in REENACT_TARGETS.items():
         for s in sets:
             cells = []
             for d in DRIVES:
-                values = [m[f"{s}_{d}_{metric}"] for m in own[s] if m.get(f"{s}_{d}_{metric}") is not None]
+                values = [m[f"{s}_{d}_{metric}"] for m in loaded if m.get(f"{s}_{d}_{metric}") is not None]
                 cells.append(_fmt(sum(values) / len(values)) if values else "—")
-            summary.append([metric, target, s, *cells, str(len(own[s]))])
+            summary.append([metric, target, s, *cells, str(len(loaded))])
     return ("\n".join(out) + "\n"
             + markdown_table(["metric", "target (issue 14)", "models", *[DRIVE_LABELS.get(d, d) for d in DRIVES],
                               "actors"], summary)

@@ -81,6 +81,11 @@ KEYS = ("fps", "sample_rate", "max_frames", "resolution", "test_seconds", "val_s
         "ram_budget_mb", "metric_frames", "track", "face3d", "crop", "raster")
 
 
+# A prior video trains the prior renderer, the basis, the sync expert and audio-to-expression;
+# a held-out video is a new person: adaptation frames, validation, and the test part reported on.
+GROUPS = ("prior", "heldout")
+
+
 class PrepareError(ValueError):
     """A video (or the corpus) cannot be prepared; the message says why and what to do."""
 
@@ -150,11 +155,13 @@ def _check_usable(path: Path, track, window: int) -> None:
                             f"windows ({2 * window}); use a longer clip")
 
 
-def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapping) -> dict:
+def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapping,
+                  group: str = "heldout") -> dict:
     """Decode, track, fit pose/identity, crop and write frames/mel/track of one video (phase 1).
 
-    Writes ``<out_dir>/<stem>/`` and returns its report. Raises MediaError (corrupt, no video,
-    no audio), NoFaceError or TooShortError for unusable videos.
+    ``group`` (prior | heldout) decides the splits (``split_ranges``), hence which frames the
+    identity offset is averaged over. Writes ``<out_dir>/<stem>/`` and returns its report. Raises
+    MediaError (corrupt, no video, no audio), NoFaceError or TooShortError for unusable videos.
     """
     cfg, path = settings(cfg), Path(path)
     fps, res, crop_cfg = float(cfg["fps"]), int(cfg["resolution"]), cfg["crop"]
@@ -179,7 +186,7 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
         with _timed(timings, "fit"):
             landmarks = smooth_series(track.landmarks, valid, track_cfg.smoothing, fps)
             # the identity offset is averaged over train-part frames only: test frames never shape it
-            train_lo, train_hi = split_ranges(n, cfg)[0]["train"]
+            train_lo, train_hi = split_ranges(n, cfg, group)[0]["train"]
             identity_frames = valid & (np.arange(n) >= train_lo) & (np.arange(n) < train_hi)
             fit = face3d.fit_pose_identity(landmarks, valid, cfg["face3d"]["pose_smoothing"], fps,
                                            identity_frames=identity_frames)
@@ -219,7 +226,7 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
         notes.append("variable frame rate source: resampled to constant fps by timestamps")
     if track.n_tracklets > 1:
         notes.append(f"{track.n_tracklets} faces tracked; kept the '{track_cfg.select}' one")
-    report = {"name": path.stem, "source": str(path), "frames": n, "valid_frames": int(valid.sum()),
+    report = {"name": path.stem, "source": str(path), "group": group, "frames": n, "valid_frames": int(valid.sum()),
               "no_face_frames": int(n - valid.sum()), "faces_seen_max": int(track.faces_seen.max()),
               "multi_face_frames": int((track.faces_seen > 1).sum()), "tracked_faces": track.n_tracklets,
               "fps_in": info.fps, "fps_out": fps, "source_size": [info.width, info.height],
@@ -239,21 +246,26 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
 # ----------------------------------------------------------------------------- splits + basis
 
 
-def split_ranges(n_frames: int, cfg: Mapping) -> tuple[dict[str, list[int]], str | None]:
+def split_ranges(n_frames: int, cfg: Mapping, group: str = "heldout") -> tuple[dict[str, list[int]], str | None]:
     """Frame ranges [lo, hi) of a video's three parts, in time order, and a note when shortened:
 
     ``train`` (the first part: adaptation frames, the N-frame subsets, the identity offset),
     ``val`` (the ``val_seconds`` before the test part: in-training validation, early stopping,
     every choice of a setting) and ``test`` (the last ``test_seconds``: reported numbers only).
+    Only held-out videos have a test part: nothing is ever reported on a prior video, so its test
+    part is empty ([n, n]) and its frames train the prior (the paper trains it on all of them).
     Short clips: the test part is at most half the clip and the validation part at most a
     quarter of what is left, so the train part always keeps ≥ 3/8 of the frames."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown split group {group!r}; one of {GROUPS}")
     cfg = settings(cfg)
-    test = round(cfg["test_seconds"] * cfg["fps"])
+    wanted = round(cfg["test_seconds"] * cfg["fps"])
+    test = wanted if group == "heldout" else 0
     val = round(cfg["val_seconds"] * cfg["fps"])
     notes = []
     if test > n_frames // 2:
         test = n_frames // 2
-        notes.append(f"clip of {n_frames} frames is short for a {round(cfg['test_seconds'] * cfg['fps'])}-frame "
+        notes.append(f"clip of {n_frames} frames is short for a {wanted}-frame "
                      f"test span; the last {test} frames are the test split")
     if val > (n_frames - test) // 4:
         val = (n_frames - test) // 4
@@ -266,7 +278,8 @@ def _residuals(folder: Path, cfg: Mapping, limit: int | None = None) -> np.ndarr
     """Expression residuals (M, 468, 3) of a prepared video's valid TRAIN frames, ≤ ``limit`` evenly spaced."""
     with np.load(folder / "track.npz") as d:
         valid, landmarks, pose, identity = d["valid"], d["landmarks"], d["pose"], d["identity"]
-    train_end = split_ranges(len(valid), cfg)[0]["train"][1]
+    group = json.loads((folder / "report.json").read_text()).get("group", "heldout")
+    train_end = split_ranges(len(valid), cfg, group)[0]["train"][1]
     idx = np.flatnonzero(valid[:train_end])
     if limit is not None and len(idx) > limit:
         idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
@@ -323,7 +336,8 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
         levels = np.array([raster_cfg["weight_base"], raster_cfg["weight_lower"], raster_cfg["weight_mouth"]], np.float32)
         np.savez(folder / "raster.npz", uv=uv, masks=masks, weight_levels=levels)
         np.savez(folder / "track.npz", **track, expr=expr, mesh_crop=mesh_crop)
-    ranges, note = split_ranges(len(valid), cfg)
+    group = group or report.get("group", "heldout")
+    ranges, note = split_ranges(len(valid), cfg, group)
     report["warnings"] += [note] if note else []
     report["splits"] = {**ranges, **{f"valid_{part}": int(valid[lo:hi].sum()) for part, (lo, hi) in ranges.items()}}
     with _timed(timings, "checks"):  # acceptance checks against the tracked (not modelled) landmarks
@@ -335,7 +349,7 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
         report["checks"].update({"mouth_in_mask_rate": float(face3d.lips_in_mouth_mask(tracked, masks[idx]).mean()),
                                  **{f"roundtrip_{k}": v for k, v in agreement.items()}})
     report["n_expr"] = basis.n_expr
-    report["group"] = group or report.get("group", "heldout")
+    report["group"] = group
     _write_report(folder, report)
     report["timings"] = dict(timings)
     return report
@@ -450,7 +464,8 @@ def prepare_corpus(cfg: Mapping, raw_dir: str | os.PathLike, out_dir: str | os.P
     unique.sort(key=lambda p: -p.stat().st_size)  # biggest first: better balance over the workers
     reports = {}
     with _pool(int(cfg["workers"])) as pool:
-        for path, result in _map_videos(analyse_video, [(p, out_dir, cfg) for p in unique], cfg, pool,
+        jobs = [(p, out_dir, cfg, "heldout" if p.stem in held else "prior") for p in unique]
+        for path, result in _map_videos(analyse_video, jobs, cfg, pool,
                                         "prepare: track"):
             if isinstance(result, Exception):
                 skipped[path.name] = f"{type(result).__name__}: {result}"

@@ -5,13 +5,15 @@ Data: the prepare stage's caches. Per video the input is ``mel.npy`` (log-MEL, 8
 target is ``track.npz["expr"]`` — the face3d expression coefficients (N, K) in the corpus basis
 ``expr_basis.npz``. Only frames with a tracked face are used, as runs of consecutive valid frames
 (a run starts on a multiple of 5 frames = 16 MEL rows so MEL and frames stay exactly aligned).
-Pre-training reads the *train* part of every prior video; the style layer of a held-out person is
+Pre-training reads the *train* part of every prior video and keeps the step that scores best on
+their *validation* spans (``val_every``, ``val_select``); the style layer of a held-out person is
 fitted on the first ``style.frames`` frames of its train part (the paper's few-shot setting) and
 both models are scored on that person's *test* part. The lip vertex error (LVE) decodes the
 coefficients through the basis at the FaceMesh mouth vertices (``facemesh.mouth``), in mm.
 
 Artefacts in ``out_dir``: ``audio2expr.pt`` (model config + weights + neutral + the basis hash it
-was trained for), ``style/<name>.pt`` per held-out identity, ``loss.csv``. Flat metrics JSON.
+was trained for), ``style/<name>.pt`` per held-out identity, ``loss.csv``, ``val.csv`` (the
+validation curve). Flat metrics JSON.
 Command line: ``python -m deadlib.train.audio2expr_stage --profile smoke --cache-root data/prepared``.
 """
 
@@ -180,22 +182,59 @@ def _train_config(settings: Mapping) -> Audio2ExprTrainConfig:
     return Audio2ExprTrainConfig(**{**settings["train"], "seed": int(seed)})
 
 
+# What picks the kept step on the validation clips: the jaw coefficient's correlation with the
+# tracked one (mouth opening, what a dub is judged on) or the lip vertex error (which also
+# rewards a still, average mouth: a static neutral face beats an overfitted model on it).
+VAL_SELECT = {"jaw_corr": +1.0, "lve_mean_mm": -1.0}  # key of evaluate_clips → sign of "better"
+
+
 def pretrain(settings: Mapping, clips: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis,
-             device: torch.device | str = "cpu", progress: bool = True) -> tuple[Audio2Expression, dict]:
-    """Multi-identity pre-training on (mel, expr) clips → (model, loss history)."""
+             device: torch.device | str = "cpu", progress: bool = True,
+             val_clips: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[Audio2Expression, dict]:
+    """Multi-identity pre-training on (mel, expr) clips → (model, history).
+
+    With ``val_clips`` (the prior identities' validation spans) the model is scored every
+    ``val_every`` steps and the best step by ``val_select`` is kept (early stopping on validation,
+    never on a test frame); ``history["val"]`` holds the curve and ``history["best_step"]`` the pick."""
     seed_everything(int(settings.get("seed") or 0))
     cfg = _train_config(settings)
     model = build_model(settings, basis.n_expr)
     clips = [c for c in clips if len(c[1]) >= cfg.window]
     if not clips:
         raise ValueError(f"no prior clip has {cfg.window} consecutive face frames; lower audio2expr.train.window")
+    select = settings.get("val_select", "jaw_corr")
+    if select not in VAL_SELECT:
+        raise ValueError(f"audio2expr.val_select {select!r}: one of {sorted(VAL_SELECT)}")
+    every = int(settings.get("val_every") or 0)
+    curve: list[dict] = []
+    best: dict = {}
+
+    def validate(step: int) -> None:
+        model.eval()
+        scores = evaluate_clips(model, val_clips, basis, settings["chunk"])
+        model.train()
+        curve.append({"step": step, "lve_mean_mm": scores["lve_mean_mm"], "jaw_corr": scores["jaw_corr"]})
+        value = VAL_SELECT[select] * scores[select]
+        if not best or value > best["value"]:
+            best.update(value=value, step=step, state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
     bar = progress_bar(total=cfg.steps, desc="audio2expr") if progress else None
-    on_step = (lambda step, terms: bar.update(1)) if bar is not None else None
+
+    def on_step(step: int, terms: dict) -> None:
+        if bar is not None:
+            bar.update(1)
+        if val_clips and every and ((step + 1) % every == 0 or step + 1 == cfg.steps):
+            validate(step + 1)
+
     try:
         history = train_audio2expr(model, clips, cfg, mouth_basis(basis, device), device, on_step=on_step)
     finally:
         if bar is not None:
             bar.close()
+    if best:
+        model.load_state_dict(best["state"])
+        model.eval()
+        history.update(val=curve, best_step=best["step"], val_select=select)
     return model, history
 
 
@@ -265,9 +304,12 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
     basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
     window = settings["train"]["window"]
     prior_clips = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "train", min_len=window)]
-    model, history = pretrain(settings, prior_clips, basis, device, progress)
+    # validation: the prior identities' own validation spans (their speech after the train part)
+    prior_val = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "val")]
+    model, history = pretrain(settings, prior_clips, basis, device, progress, val_clips=prior_val)
     model.cpu().eval()
-    meta = {"profile": settings.get("profile"), "steps": len(history["loss"]), "prior": splits["prior"]}
+    meta = {"profile": settings.get("profile"), "steps": len(history["loss"]), "prior": splits["prior"],
+            "best_step": history.get("best_step")}
     save_a2e(out_dir / "audio2expr.pt", model, basis, meta)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "loss.csv", "w", newline="") as f:
@@ -275,8 +317,12 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
         writer = csv.writer(f)
         writer.writerow(["step", *keys])
         writer.writerows([i, *(history[k][i] for k in keys)] for i in range(len(history["loss"])))
+    if history.get("val"):
+        with open(out_dir / "val.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(history["val"][0]))
+            writer.writeheader()
+            writer.writerows(history["val"])
     chunk = settings["chunk"]
-    prior_test = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "test")]
     per_person = {}
     for name in splits["heldout"]:
         test = load_person_clips(cache_root, name, "test")
@@ -289,9 +335,11 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
     metrics: dict[str, float] = {"steps": len(history["loss"]), "final_loss": float(np.mean(history["loss"][-10:])),
                                  "n_prior": len(splits["prior"]), "n_heldout": len(per_person),
                                  "prior_frames": int(sum(len(e) for _, e in prior_clips))}
-    if prior_test:
-        prior_eval = evaluate_clips(model, prior_test, basis, chunk)
-        metrics.update(prior_test_lve_mean_mm=prior_eval["lve_mean_mm"], prior_test_jaw_corr=prior_eval["jaw_corr"])
+    if "best_step" in history:
+        metrics["best_step"] = history["best_step"]
+    if prior_val:  # the kept step's score on the spans that chose it: optimistic, an overfitting check only
+        prior_eval = evaluate_clips(model, prior_val, basis, chunk)
+        metrics.update(prior_val_lve_mean_mm=prior_eval["lve_mean_mm"], prior_val_jaw_corr=prior_eval["jaw_corr"])
     if per_person:
         mean = lambda f: float(np.mean([f(r) for r in per_person.values()]))  # noqa: E731
         for when in ("before", "after"):

@@ -1,4 +1,5 @@
-"""deadlib.train.audio2expr_stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips."""
+"""deadlib.train.audio2expr_stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips,
+early stopping on the validation clips."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from deadlib.train.audio2expr_stage import (
     load_a2e,
     load_person_clips,
     load_style,
+    pretrain,
     save_a2e,
     save_style,
     valid_runs,
@@ -73,11 +75,41 @@ def test_person_clips_read_one_split(tmp_path):
         load_person_clips(tmp_path, "nobody")
 
 
-def test_checkpoints_round_trip(tmp_path, repo_root):
+def _basis(k: int = 5) -> ExpressionBasis:
     rng = np.random.default_rng(0)
-    basis = ExpressionBasis(mean=np.zeros(1404, np.float32), components=rng.standard_normal((5, 1404)).astype(np.float32),
-                            explained_variance=np.ones(5, np.float32), explained_variance_ratio=np.ones(5, np.float32) / 5,
-                            weights=np.ones(468, np.float32), jaw_index=2)
+    return ExpressionBasis(mean=np.zeros(1404, np.float32), components=rng.standard_normal((k, 1404)).astype(np.float32),
+                           explained_variance=np.ones(k, np.float32), explained_variance_ratio=np.ones(k, np.float32) / k,
+                           weights=np.ones(468, np.float32), jaw_index=2)
+
+
+def test_pretraining_keeps_the_step_that_scores_best_on_validation(repo_root, monkeypatch):
+    """Early stopping: the returned model is the state scored best on the validation clips (by
+    val_select), not the last step's; the curve and the kept step are in the history."""
+    import deadlib.train.audio2expr_stage as stage
+    settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
+    settings["train"] = {**settings["train"], "steps": 8, "window": 16, "warmup": 2}
+    settings.update(val_every=2, val_select="jaw_corr")
+    rng = np.random.default_rng(1)
+    clips = [(rng.standard_normal((40 * 16 // 5 + 16, 80)).astype(np.float32),
+              rng.standard_normal((40, 5)).astype(np.float32)) for _ in range(2)]
+    scripted, seen = iter([0.1, 0.7, 0.3, 0.2]), []  # the 2nd validation (step 4) is the best
+
+    def fake_scores(model, val_clips, basis, chunk=200):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"jaw_corr": next(scripted), "lve_mean_mm": 1.0}
+
+    monkeypatch.setattr(stage, "evaluate_clips", fake_scores)
+    model, history = pretrain(settings, clips, _basis(), progress=False, val_clips=clips[:1])
+    assert [v["step"] for v in history["val"]] == [2, 4, 6, 8] and history["best_step"] == 4
+    kept = model.state_dict()
+    assert all(torch.equal(kept[k], seen[1][k]) for k in kept)
+    assert not all(torch.equal(kept[k], seen[3][k]) for k in kept)  # the last step differs: a real choice
+    with pytest.raises(ValueError, match="val_select"):
+        pretrain({**settings, "val_select": "psnr"}, clips, _basis(), progress=False, val_clips=clips[:1])
+
+
+def test_checkpoints_round_trip(tmp_path, repo_root):
+    basis = _basis()
     torch.manual_seed(0)
     model = build_model(a2e_settings("smoke", params_path=repo_root / "params.yaml"), basis.n_expr)
     model.set_neutral(np.arange(5))

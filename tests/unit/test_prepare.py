@@ -140,14 +140,22 @@ def test_splits_follow_corpus_json_and_test_seconds(prepared, raw):
     out, summary, _ = prepared
     splits = json.loads((out / "splits.json").read_text())
     assert splits["heldout"] == ["synth_h00"] and "synth_p00" in splits["prior"]
-    # 60 frames, a 20-frame test part: the validation span is capped at a quarter of the 40 before it
-    assert splits["videos"]["synth_p00"]["train"] == [0, 30]
-    assert splits["videos"]["synth_p00"]["val"] == [30, 40] and splits["videos"]["synth_p00"]["test"] == [40, 60]
+    # a prior video has no test part (nothing is reported on it): 60 frames, the validation span
+    # capped at a quarter of them, the rest trains the prior
+    prior = splits["videos"]["synth_p00"]
+    assert (prior["group"], prior["train"], prior["val"], prior["test"]) == ("prior", [0, 45], [45, 60], [60, 60])
+    # the held-out video of the same length keeps a 20-frame test part (half the clip at most)
+    held = splits["videos"]["synth_h00"]
+    assert held["group"] == "heldout" and held["test"][1] - held["test"][0] == min(20, held["n_frames"] // 2)
     ranges, note = split_ranges(30, settings(prepare_config({"test_seconds": 10, "val_seconds": 4})))
     assert ranges == {"train": [0, 12], "val": [12, 15], "test": [15, 30]}
     assert "short" in note and "validation span shortened" in note
     ranges, note = split_ranges(1500, settings(prepare_config({"test_seconds": 10, "val_seconds": 4})))
     assert ranges == {"train": [0, 1150], "val": [1150, 1250], "test": [1250, 1500]} and note is None
+    ranges, note = split_ranges(1500, settings(prepare_config({"test_seconds": 10, "val_seconds": 4})), "prior")
+    assert ranges == {"train": [0, 1400], "val": [1400, 1500], "test": [1500, 1500]} and note is None
+    with pytest.raises(ValueError, match="unknown split group"):
+        split_ranges(1500, settings(prepare_config({})), "test")
 
 
 def test_partial_face_truncated_vfr_and_two_faces(prepared):

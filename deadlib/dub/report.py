@@ -36,7 +36,14 @@ from deadlib.core.measures import pearson
 from deadlib.data import face3d
 from deadlib.data.audio import log_mel, speech_energy
 from deadlib.data.dataset import load_cache
-from deadlib.data.video import FPS, SAMPLE_RATE, MediaError, read_audio, read_video, write_audio
+from deadlib.data.video import (
+    FPS,
+    SAMPLE_RATE,
+    MediaError,
+    read_audio,
+    read_video,
+    write_audio,
+)
 from deadlib.dub.render import FrameSource, mouth_darkness
 
 

@@ -203,8 +203,7 @@ def expert_scores(model, frames: np.ndarray, frame_ids: np.ndarray, mel: np.ndar
     full = np.zeros((hi - lo, *frames.shape[1:]), np.uint8)
     valid = np.zeros(hi - lo, bool)
     full[frame_ids - lo], valid[frame_ids - lo] = frames, True
-    rows = slice(lo * sync_expert.MEL_PER_ALIGN // step, -(-hi * sync_expert.MEL_PER_ALIGN // step))
-    return sync_expert.sync_scores(model, full, mel[rows], max_offset, valid)
+    return sync_expert.sync_scores(model, full, mel[sync_expert.mel_rows(lo, hi)], max_offset, valid)
 
 
 def expert_metrics(rendered: Mapping[str, np.ndarray], baselines: Mapping[str, np.ndarray], cache_root,

@@ -62,11 +62,15 @@ from deadlib.data.video import (
     write_video,
 )
 from deadlib.dub.dubbing import DubResult, dub
+from deadlib.dub.report import heldout_test_audio, noise_audio
 from deadlib.eval.evaluate import crop_metrics
 from deadlib.eval.lip_metrics import detect_landmarks, landmark_distance
 
 DRIVES = ("own", "silence", "other", "tts")
 MODEL_KEYS = ("prior", "a2e", "basis", "prior_cache")
+# the frame grid's close-up: top, bottom, left, right as fractions of the aligned face crop
+# (prepared crops hold the lips at x 0.36-0.63, y 0.53-0.71: params.yaml's sync_expert note)
+GRID_MOUTH_BOX = (0.45, 0.85, 0.25, 0.75)
 
 
 class ReenactError(ValueError):
@@ -199,20 +203,18 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
     audio = read_audio(video, SAMPLE_RATE)
     train_clip = cut_clip(frames, audio, 0, frames_n, work / f"{actor}_train.mp4")
     test_clip = cut_clip(frames, audio, lo, hi, work / f"{actor}_test.mp4")
-    own = work / "own.wav"   # the test part's own speech, exactly as long as the clip (AAC would add a frame)
-    write_audio(own, audio[round(lo / FPS * SAMPLE_RATE):round(hi / FPS * SAMPLE_RATE)], SAMPLE_RATE)
-    drives = {"own": own, "silence": _silence(work / "silence.wav", hi - lo)}
-    if other:
-        olo, ohi = split_span(cache_root, other, "test")
-        other_audio = read_audio(Path(raw_dir) / f"{other}.mp4", SAMPLE_RATE)
-        # the other speaker's test speech, as long as this test clip (looped if shorter)
-        seg = other_audio[round(olo / FPS * SAMPLE_RATE):round(ohi / FPS * SAMPLE_RATE)]
+    # the test part's own speech, exactly as long as the clip (the clip's AAC track would add a frame)
+    own, _ = heldout_test_audio(cache_root, raw_dir, actor, work / "own.wav")
+    drives = {"own": own, "silence": noise_audio(work / "silence.wav", (hi - lo) / FPS, None)}
+    if other:  # the other speaker's test speech, as long as this test clip (looped if shorter)
+        other_test, _ = heldout_test_audio(cache_root, raw_dir, other, work / "other_test.wav")
         need = round((hi - lo) / FPS * SAMPLE_RATE)
-        write_audio(work / "other.wav", np.resize(seg, need).astype(np.float32), SAMPLE_RATE)
+        write_audio(work / "other.wav", np.resize(read_audio(other_test, SAMPLE_RATE), need).astype(np.float32), SAMPLE_RATE)
         drives["other"] = work / "other.wav"
     tts = synthesise_speech(settings.get("tts_text"), work / "tts.wav", hi - lo, settings)
     if tts is not None:
         drives["tts"] = tts
+    drive_audio = {drive: read_audio(path, SAMPLE_RATE) for drive, path in drives.items()}  # (samples,) each
     judge, _ = sx.load_expert(judge_path)
     metrics: dict = {"test_frames": hi - lo, "adapt_frames": frames_n}
     real, dubs = None, {}
@@ -227,14 +229,13 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
             if real is None:
                 real = RealTest(result.cache_folder, frames[lo:hi], settings)
                 metrics.update({f"groundtruth_{k}": v for k, v in sx.sync_scores(
-                    judge, real.crops, log_mel(read_audio(own, SAMPLE_RATE), SAMPLE_RATE),
+                    judge, real.crops, log_mel(drive_audio["own"], SAMPLE_RATE),
                     int(settings["sync_max_offset"]), real.valid).items()})
                 metrics["groundtruth_landmark_rate"] = float(real.found.mean())
                 metrics.update({f"groundtruth_{k}": v for k, v in pause_openings(
-                    np.nan_to_num(real.opening), real.found, read_audio(own, SAMPLE_RATE), real.n,
+                    np.nan_to_num(real.opening), real.found, drive_audio["own"], real.n,
                     float(settings["pause_dbfs"])).items()})
-            drive_audio = read_audio(audio_path, SAMPLE_RATE)
-            scores = score(result, real, drive_audio, judge, settings)
+            scores = score(result, real, drive_audio[drive], judge, settings)
             metrics.update({f"{set_name}_{drive}_{k}": v for k, v in scores.items()})
             dubs[(set_name, drive)] = result.out
     save_grid(Path(grid_path), real, dubs, frames[lo:hi], settings, actor)
@@ -261,21 +262,16 @@ def synthesise_speech(text: str | None, path: Path, n_frames: int, settings: Map
     return path
 
 
-def _silence(path: Path, n_frames: int) -> Path:
-    write_audio(path, np.zeros(round(n_frames / FPS * SAMPLE_RATE), np.float32), SAMPLE_RATE)
-    return path
-
-
 def save_grid(path: Path, real: RealTest, dubs: Mapping[tuple[str, str], Path], frames: np.ndarray,
               settings: Mapping, title: str, n_cols: int = 6) -> Path:
     """Mouth close-ups on ``n_cols`` evenly spaced frames with a face: real | each dub (rows)."""
     ids = np.flatnonzero(real.valid)
     ids = ids[np.linspace(0, len(ids) - 1, n_cols).round().astype(int)]
     size = int(settings["lmd_size"])
-    lower = slice(size // 2 - size // 16, size - size // 16)  # the lower half of the crop: mouth and chin
+    top, bottom, left, right = (round(f * size) for f in GRID_MOUTH_BOX)
 
     def row(images: np.ndarray) -> np.ndarray:
-        return np.concatenate([images[k][lower] for k in ids], axis=1)
+        return np.concatenate([images[k][top:bottom, left:right] for k in ids], axis=1)
 
     rows = [("real", row(real.big))]
     for (set_name, drive), video in dubs.items():
@@ -291,7 +287,7 @@ def save_grid(path: Path, real: RealTest, dubs: Mapping[tuple[str, str], Path], 
     fig.suptitle(f"{title}: test frames {', '.join(map(str, ids))}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)
     return path
 
 

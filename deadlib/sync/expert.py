@@ -34,7 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deadlib.core.config import require_keys, resolve_device, stage_config, write_settings
+from deadlib.core.config import (
+    require_keys,
+    resolve_device,
+    stage_config,
+    write_settings,
+)
 from deadlib.core.files import save_torch, write_json
 from deadlib.core.progress import progress_bar
 from deadlib.data.audio import MEL_SILENCE, frame_mel_windows
@@ -122,8 +127,12 @@ class SyncClip:
         lo = -(-lo // FRAMES_PER_ALIGN) * FRAMES_PER_ALIGN
         if not 0 <= lo < hi <= len(frames):
             raise ValueError(f"{name}: frame range [{lo}, {hi}) is empty or outside its {len(frames)} frames")
-        rows = slice(lo * MEL_PER_ALIGN // FRAMES_PER_ALIGN, -(-hi * MEL_PER_ALIGN // FRAMES_PER_ALIGN))
-        return cls(name, frames[lo:hi], mel[rows], np.asarray(valid[lo:hi], bool))
+        return cls(name, frames[lo:hi], mel[mel_rows(lo, hi)], np.asarray(valid[lo:hi], bool))
+
+
+def mel_rows(lo: int, hi: int) -> slice:
+    """The MEL rows of video frames [lo, hi); ``lo`` a multiple of FRAMES_PER_ALIGN (rows align exactly)."""
+    return slice(lo * MEL_PER_ALIGN // FRAMES_PER_ALIGN, -(-hi * MEL_PER_ALIGN // FRAMES_PER_ALIGN))
 
 
 def clips_from_cache(cache_root: str | os.PathLike, names: Sequence[str], part: str = "train") -> list[SyncClip]:

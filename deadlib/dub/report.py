@@ -150,6 +150,9 @@ def heldout_test_audio(cache_root: str | os.PathLike, raw_dir: str | os.PathLike
     from its source video under ``raw_dir`` as a 16 kHz wav → (path, (lo, hi))."""
     report = json.loads((Path(cache_root) / name / "report.json").read_text())
     lo, hi = report["splits"]["test"]
+    if hi <= lo:
+        raise ValueError(f"{name} has no test part: it is a {report.get('group', 'prior')} video and prepare "
+                         "gives a test part to held-out videos only; drive with a held-out identity's speech")
     audio = read_audio(Path(raw_dir) / Path(report["source"]).name, SAMPLE_RATE)
     write_audio(out_path, audio[round(lo / FPS * SAMPLE_RATE):round(hi / FPS * SAMPLE_RATE)], SAMPLE_RATE)
     return Path(out_path), (int(lo), int(hi))

@@ -18,13 +18,13 @@ from deadlib.train.prior import prior_config
 PRIOR_IDS = ["synth_p00", "synth_p01"]
 
 
-def build_dub_world(root: Path, repo_root: Path, actor_dir: Path, actor_steps: int) -> dict:
-    """A tiny corpus (2 prior + 1 held-out identity, 6 s at 128 px), its prepared cache (prepare
+def build_dub_world(root: Path, repo_root: Path, actor_dir: Path, actor_steps: int, n_heldout: int = 1) -> dict:
+    """A tiny corpus (2 prior + ``n_heldout`` held-out identities, 6 s at 128 px), its prepared cache (prepare
     CLI, smoke profile), the audio2expr stage, an actor checkpoint in ``actor_dir`` (renderer
     trained ``actor_steps`` L1-only steps on p00, p01 and h00) and a 4-step prior without h00 in
     ``root/prior``; plus the dub ``overrides`` pointing at them."""
     raw, cache = root / "raw", root / "prepared"
-    generate_corpus(raw, SynthSettings(n_prior=2, n_heldout=1, duration_s=6.0, size=128, workers=1))
+    generate_corpus(raw, SynthSettings(n_prior=2, n_heldout=n_heldout, duration_s=6.0, size=128, workers=1))
     done = subprocess.run([sys.executable, "-m", "deadlib.data.prepare", "--profile", "smoke", "--raw", str(raw),
                            "--out", str(cache), "--metrics", str(root / "prepare.json")],
                           capture_output=True, text=True, timeout=1200, cwd=repo_root)
@@ -45,5 +45,6 @@ def build_dub_world(root: Path, repo_root: Path, actor_dir: Path, actor_steps: i
 
 @pytest.fixture(scope="session")
 def dub_world_builder(repo_root) -> Callable[..., dict]:
-    """``build(root, actor_dir, actor_steps)`` → :func:`build_dub_world`'s dict."""
-    return lambda root, actor_dir, actor_steps: build_dub_world(root, repo_root, actor_dir, actor_steps)
+    """``build(root, actor_dir, actor_steps, n_heldout=1)`` → :func:`build_dub_world`'s dict."""
+    return lambda root, actor_dir, actor_steps, n_heldout=1: build_dub_world(root, repo_root, actor_dir, actor_steps,
+                                                                             n_heldout)

@@ -82,7 +82,8 @@ def test_notebook_prepares_the_smoke_corpus(corpus, params, tmp_path, repo_root)
         truth = np.load(corpus / f"{name}.truth.npz")["articulation"][: len(expr), 0]
         assert abs(np.corrcoef(expr, truth)[0, 1]) >= JAW_CORRELATION
     splits = json.loads((out / "splits.json").read_text())
-    assert splits["heldout"] == ["synth_h00"] and splits["videos"]["synth_p00"]["test"] == [100, 150]
+    assert splits["heldout"] == ["synth_h00"] and splits["videos"]["synth_h00"]["test"] == [100, 150]
+    assert splits["videos"]["synth_p00"]["test"] == [150, 150]  # a prior video has no test part
     train = WindowDataset(out, splits["prior"], "train", n_train_frames=25, window=3, n_refs=1)
     assert len(train) == 2 * (25 - 3 + 1) and train[0]["frames"].shape == (3, 3, 64, 64)
 

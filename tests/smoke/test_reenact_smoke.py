@@ -21,7 +21,8 @@ from deadlib.data.video import read_video
 from deadlib.reenact import selfdub
 from deadlib.sync import expert as sx
 
-ACTOR, OTHER = "synth_h00", "synth_p01"
+# the 'other' drive is another HELD-OUT speaker's test part (prior videos have no test part)
+ACTOR, OTHER = "synth_h00", "synth_h01"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def world(tmp_path_factory, dub_world_builder) -> dict:
     root = tmp_path_factory.mktemp("reenact")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        w = dub_world_builder(root, root / "actor", 20)
+        w = dub_world_builder(root, root / "actor", 20, n_heldout=2)
     settings = stage_config("sync_expert", "smoke")
     sx.run_stage(settings, w["cache"], root / "sync", root / "sync.json")
     w["judge"] = root / "sync" / "sync_expert.pt"

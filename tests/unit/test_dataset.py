@@ -62,23 +62,26 @@ def test_windows_hold_only_valid_frames_and_respect_splits(cache):
     assert not valid[15:35].all() and len(gap) > 0
     for v, start in gap.index:
         assert valid[start:start + T].all() and start + T <= train_end
-    test = WindowDataset(cache, ["synth_p00"], "test", window=T, n_refs=R)
+    # the held-out speaker: a prior video (synth_p00, gap) has no test part
+    with pytest.raises(CacheError, match="no test window"):
+        WindowDataset(cache, ["synth_p00"], "test", window=T, n_refs=R)
+    test = WindowDataset(cache, ["synth_h00"], "test", window=T, n_refs=R)
     assert (test.index[:, 1] >= 40).all() and len(test) == 20 - T + 1  # last 0.8 s = 20 frames
-    small = WindowDataset(cache, ["synth_p00"], "train", n_train_frames=10, window=T, n_refs=R)
+    small = WindowDataset(cache, ["synth_h00"], "train", n_train_frames=10, window=T, n_refs=R)
     assert len(small) == 10 - T + 1 and (small.index[:, 1] + T <= 10).all()
     with pytest.warns(UserWarning, match="only 30 in the train part"):
-        WindowDataset(cache, ["synth_p00"], "train", n_train_frames=500, window=T)
+        WindowDataset(cache, ["synth_h00"], "train", n_train_frames=500, window=T)
 
 
 def test_validation_and_test_windows_draw_references_from_the_train_frames_only(cache):
     """Leakage (issue 15): val windows lie in the validation span, test windows in the test part,
     and both take their references from the first N train frames; no train/val item reads a
     test frame."""
-    splits = load_cache(cache / "synth_p00")["report"]["splits"]
+    splits = load_cache(cache / "synth_h00")["report"]["splits"]
     (_, train_hi), (val_lo, val_hi), (test_lo, _) = splits["train"], splits["val"], splits["test"]
-    val = WindowDataset(cache, ["synth_p00"], "val", n_train_frames=12, window=T, n_refs=R, ref_split="train")
-    test = WindowDataset(cache, ["synth_p00"], "test", n_train_frames=12, window=T, n_refs=R, ref_split="train")
-    train = WindowDataset(cache, ["synth_p00"], "train", window=T, n_refs=R)
+    val = WindowDataset(cache, ["synth_h00"], "val", n_train_frames=12, window=T, n_refs=R, ref_split="train")
+    test = WindowDataset(cache, ["synth_h00"], "test", n_train_frames=12, window=T, n_refs=R, ref_split="train")
+    train = WindowDataset(cache, ["synth_h00"], "train", window=T, n_refs=R)
     for i in range(len(val)):
         ids = val.frame_ids(i)
         assert (val_lo <= ids[:T]).all() and (ids[:T] < val_hi).all() and (ids[T:] < 12).all()
@@ -87,7 +90,7 @@ def test_validation_and_test_windows_draw_references_from_the_train_frames_only(
         assert (ids[:T] >= test_lo).all() and (ids[T:] < 12).all()
     assert max(int(train.frame_ids(i).max()) for i in range(len(train))) < train_hi <= val_lo < test_lo
     with pytest.raises(ValueError, match="split must be one of"):
-        WindowDataset(cache, ["synth_p00"], "test", window=T, ref_split="everything")
+        WindowDataset(cache, ["synth_h00"], "test", window=T, ref_split="everything")
 
 
 def test_references_are_outside_the_window_same_person_and_split(cache):

@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/bench_train.py [--profiles smoke default] [--steps 8] [--threads 2]
     python benchmarks/bench_train.py --profiles default full --batch 16 --amp --no-profile   # on a GPU
+    .venv/bin/python benchmarks/bench_train.py --profiles default --variant base_channels=16,disc_base_channels=16
+
+``--variant`` times the last profile again with renderer overrides in the same run (these machines
+are noisy, so a speed-up is only ever read as a ratio to a baseline timed beside it).
 
 For each profile: one full ``train_step`` (G fwd+bwd incl. textures, D fwd+bwd) on the in-memory
 ``SyntheticWindows`` data at that profile's sizes. FLOPs per step are counted with
@@ -33,11 +37,20 @@ PRESETS = {  # RendererConfig docstring presets, used when params.yaml has no `r
 }
 
 
-def renderer_config(profile: str) -> RendererConfig:
+def renderer_config(profile: str, overrides: dict | None = None) -> RendererConfig:
     try:
-        return RendererConfig.from_dict(stage_config("renderer", profile))
+        base = stage_config("renderer", profile)
     except ConfigError:
-        return RendererConfig.from_dict(PRESETS[profile])
+        base = dict(PRESETS[profile])
+    return RendererConfig.from_dict({**base, **(overrides or {})})
+
+
+def parse_variant(text: str) -> dict[str, int]:
+    """'base_channels=16,disc_base_channels=16' → {'base_channels': 16, 'disc_base_channels': 16}."""
+    try:
+        return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise SystemExit(f"--variant takes key=int pairs separated by commas, got {text!r}") from None
 
 
 def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10, dtype: torch.dtype = torch.float32) -> float:
@@ -56,8 +69,9 @@ def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10, dtype: torc
     return 2 * n**3 / best
 
 
-def bench(profile: str, batch: int, steps: int, device: torch.device, profile_table: bool, amp: bool = False) -> dict:
-    rcfg = renderer_config(profile)
+def bench(profile: str, batch: int, steps: int, device: torch.device, profile_table: bool, amp: bool = False,
+          overrides: dict | None = None) -> dict:
+    rcfg = renderer_config(profile, overrides)
     cfg = TrainConfig(renderer=rcfg, batch_size=batch, device=str(device), profile=profile)
     cfg.loss.lambda_vgg, cfg.loss.adv_start_step, cfg.loss.amp = 0.0, 0, amp     # G + D every step
     data = SyntheticWindows(("a", "b"), n_frames=batch * 2 + rcfg.window, size=rcfg.resolution,
@@ -87,7 +101,8 @@ def bench(profile: str, batch: int, steps: int, device: torch.device, profile_ta
             for _ in range(2):
                 train_step(state, fixed, cfg.loss)
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14)
-    return {"profile": profile, "resolution": rcfg.resolution, "window": rcfg.window, "batch": batch,
+    label = profile + "".join(f" {k}={v}" for k, v in (overrides or {}).items())
+    return {"profile": label, "resolution": rcfg.resolution, "window": rcfg.window, "batch": batch,
             "params_g": count_parameters(state.renderer), "params_d": count_parameters(state.disc),
             "step_s": median, "steps_per_s": 1 / median, "frames_per_s": batch * rcfg.window / median,
             "gflop_step": flops_step / 1e9, "gflops": flops_step / median / 1e9, "table": table}
@@ -102,6 +117,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler tables")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA); MFU against a bf16 matmul")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=INT,...",
+                    help="also time the last profile with these renderer overrides (repeatable)")
     ap.add_argument("--matmul-n", type=int, default=2048, help="side of the peak-measuring matmul (8192 on a GPU)")
     args = ap.parse_args()
     if args.threads:
@@ -114,11 +131,12 @@ def main() -> None:
     print(f"device {device} ({name}), torch threads {torch.get_num_threads()}, amp {amp}, "
           f"{str(dtype).split('.')[-1]} matmul peak {peak / 1e9:.1f} GFLOP/s")
     rows = []
-    for profile in args.profiles:
-        r = bench(profile, args.batch, args.steps, device, not args.no_profile, amp)
+    runs = [(p, None) for p in args.profiles] + [(args.profiles[-1], parse_variant(v)) for v in args.variant]
+    for profile, overrides in runs:
+        r = bench(profile, args.batch, args.steps, device, not args.no_profile, amp, overrides)
         rows.append(r)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\n== {profile}: {r['resolution']}px T={r['window']} batch {r['batch']}  "
+        print(f"\n== {r['profile']}: {r['resolution']}px T={r['window']} batch {r['batch']}  "
               f"G {r['params_g'] / 1e6:.2f}M  D {r['params_d'] / 1e6:.2f}M params")
         print(f"   {r['step_s']:.3f} s/step  {r['steps_per_s']:.2f} steps/s  {r['frames_per_s']:.1f} frames/s")
         print(f"   {r['gflop_step']:.2f} GFLOP/step → {r['gflops']:.1f} GFLOP/s = MFU {r['gflops'] * 1e9 / peak:.1%}")

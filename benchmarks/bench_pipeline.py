@@ -29,22 +29,14 @@ from pathlib import Path
 import torch
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import matmul_peak  # noqa: E402  the reference workload
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOAL_S = 90 * 60                              # issue 18: the README pipeline in 90 min on 2 cores
 TINY_SYNTH = {"n_prior": 2, "n_heldout": 1, "duration_s": 4.0, "size": 128}
 SMOKE_STUDY = {"identities": ["synth_h00"], "sizes": [25, 50], "seeds": [0], "ablation_size": 25}
-
-
-def matmul_gflops(n: int = 1024, reps: int = 5) -> float:
-    """Best-of-``reps`` fp32 n×n matmul speed: the machine's state at this moment."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def sh(cwd: Path, *args, timeout: float | None = None) -> float:
@@ -85,7 +77,7 @@ def main() -> None:
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_pipeline_") if args.workdir is None else None
     root = Path(args.workdir or tmp.name) / "repo"
-    before = matmul_gflops()
+    before = matmul_peak(torch.device("cpu"), n=1024, reps=5) / 1e9
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(root)], check=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     if args.profile:
@@ -110,7 +102,7 @@ def main() -> None:
     for i, stage in enumerate(stages, 1):
         print(f"[{i}/{len(stages)}] {stage} …", file=sys.stderr, flush=True)
         times[stage] = sh(root, BIN / "dvc", "repro", "--single-item", stage, timeout=args.timeout)
-    after = matmul_gflops()
+    after = matmul_peak(torch.device("cpu"), n=1024, reps=5) / 1e9
 
     total = sum(times.values())
     grouped: dict[str, list[float]] = {}

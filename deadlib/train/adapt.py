@@ -4,10 +4,13 @@
 the renderer, on the FIRST ``n_frames`` training frames of that actor, with generic prior windows
 mixed in (``deadlib.train.mixing``). The renderer (and discriminator) start from the prior checkpoint,
 or from scratch when ``prior_ckpt`` is None — the baseline of Table 4 / Fig. 7. Every cell gets the
-same fixed compute, ``adapt.steps`` optimiser steps whatever N and method, so the size curves do
+same compute budget, ``adapt.steps`` optimiser steps whatever N and method, so the size curves do
 not confound data with compute; optimisers start fresh and the step counter starts at 0.
 In-training validation runs on the actor's validation span (references from its N train frames);
-the test part is read only by ``deadlib.eval.evaluate``. A study cell (adapt + evaluate + metrics
+with ``adapt.select_metric`` each cell ends on the weights of its best validation step and stops
+after ``adapt.patience`` evaluations without improvement (``deadlib.train.selection``), so a
+fine-tune that peaks early is not scored on overfitted weights and a baseline still climbing uses
+the whole budget. The test part is read only by ``deadlib.eval.evaluate``. A study cell (adapt + evaluate + metrics
 file) is ``deadlib.eval.cell``.
 """
 
@@ -74,8 +77,9 @@ def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cf
           cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike, out_dir: str | os.PathLike,
           mixed_ratio: float = 1.0, progress: bool = True, make_dataset: Callable[..., Dataset] | None = None,
           ctx: DistContext | None = None) -> dict[str, Any]:
-    """Train one cell: ``identity`` on its first ``n_frames`` train frames for ``cfg.steps`` steps
-    (validated on its validation span).
+    """Train one cell: ``identity`` on its first ``n_frames`` train frames for at most ``cfg.steps``
+    steps (validated on its validation span; ``info['selected_step']`` is the step whose weights it
+    ends on, ``info['steps']`` the steps trained).
 
     ``prior_ckpt`` None = from scratch (baseline). ``splits``: the prior identities mixed in at
     ``mixed_ratio`` generic:actor windows (0 = none). Checkpoint and DVCLive logs go to
@@ -109,8 +113,10 @@ def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cf
     result = train(cfg, data, val, out_dir, resume=True, progress=progress, identities=data.names,
                    initial_state=initial, ctx=ctx)
     seconds = time.perf_counter() - start
-    done = result["step"] - result["start_step"]
-    info = {"n_frames": int(n_frames), "steps": int(result["step"]), "init_prior": int(prior_ckpt is not None),
+    done = result["last_step"] - result["start_step"]
+    chosen = result["selection"] or {}
+    info = {"n_frames": int(n_frames), "steps": int(result["last_step"]), "selected_step": int(result["step"]),
+            "stopped_early": int(bool(chosen.get("stopped_early"))), "init_prior": int(prior_ckpt is not None),
             "mixed_ratio": float(mixed_ratio), "person_fraction": data.person_fraction,
             "n_train_windows": data.n_person, "n_generic_windows_per_epoch": data.n_generic,
             "train_seconds": seconds if done else None, "seconds_per_step": seconds / done if done else None,

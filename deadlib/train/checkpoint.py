@@ -27,6 +27,7 @@ from deadlib.model.renderer import (
     make_texture_bank,
 )
 from deadlib.train.distributed import DistContext
+from deadlib.train.selection import check_selection_settings
 
 CHECKPOINT_FORMAT = 1
 # settings that may change between a checkpoint and its resumption without changing the run
@@ -85,6 +86,11 @@ class TrainConfig:
     n_val_windows: int = 32
     n_samples: int = 4           # rows of the logged sample grid
     divergence_factor: float = 10.0  # fail the run when smoothed train L1 exceeds this x its best (0: off)
+    # model selection on the validation set (deadlib.train.selection): end on the weights of the best
+    # score of this val metric (null: the last step's), and stop after `patience` evaluations without
+    # a better one (0: never stop early); needs a validation set and one process
+    select_metric: str | None = None
+    patience: int = 0
     vgg_weights: str | None = None
     hub_dir: str | None = None
     seed: int = 0
@@ -96,6 +102,7 @@ class TrainConfig:
             raise ValueError(f"batch_size and grad_accum must be >= 1, got {self.batch_size}, {self.grad_accum}")
         if self.nproc != "auto" and not (isinstance(self.nproc, int) and self.nproc >= 1):
             raise ValueError(f"nproc must be a positive integer or 'auto', got {self.nproc!r}")
+        check_selection_settings(self.select_metric, self.patience)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], renderer: Mapping | RendererConfig | None = None) -> "TrainConfig":
@@ -109,7 +116,7 @@ class TrainConfig:
         unknown = sorted(set(d) - loss_names - own)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; known: {sorted(own | loss_names)}")
-        kw = {k: v for k, v in d.items() if k in own and (v is not None or k in ("vgg_weights", "hub_dir"))}
+        kw = {k: v for k, v in d.items() if k in own and (v is not None or k in ("vgg_weights", "hub_dir", "select_metric"))}
         if "betas" in kw:
             kw["betas"] = tuple(float(b) for b in kw["betas"])
         return cls(renderer=rend, loss=LossConfig(**{k: d[k] for k in loss_names & set(d)}), **kw)
@@ -159,6 +166,7 @@ class TrainState:
         self.vgg: torch.nn.Module | None = None
         self.vgg_status = "not loaded"
         self.checkpoint_config: dict | None = None                      # train_config of a loaded checkpoint
+        self.selection: dict | None = None                              # Selection.to_dict() of a selecting run
         for identity in identities:
             self.add_identity(identity)
 
@@ -196,6 +204,7 @@ class TrainState:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
             "rng": get_rng_state(), "vgg_loss": self.vgg_status, "world_size": self.ctx.world_size,
+            "selection": self.selection,
         }
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -249,6 +258,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str, cfg: Tr
                 getattr(state, name).load_state_dict(ckpt[name])
     state.step = int(ckpt["step"])
     state.checkpoint_config = ckpt["train_config"]
+    state.selection = ckpt.get("selection")
     state.vgg_status = ckpt.get("vgg_loss", "unknown")
     if restore_rng:
         set_rng_state(ckpt["rng"])

@@ -69,6 +69,7 @@ from deadlib.train.losses import (
     vgg_style_loss,
     weighted_l1,
 )
+from deadlib.train.selection import Selection
 
 LAMBDAS = {"l1": "lambda_l1", "reg": "lambda_reg", "vgg": "lambda_vgg", "adv_g": "lambda_adv"}
 
@@ -418,6 +419,69 @@ def _start_state(cfg: TrainConfig, ctx: DistContext, ckpt_path: Path, resume: bo
     return TrainState(cfg, list(names), ctx.device), False
 
 
+def _start_selection(cfg: TrainConfig, state: TrainState, ctx: DistContext, dataset_val: Dataset | None,
+                     ckpt_path: Path) -> Selection | None:
+    """The run's :class:`Selection` (None without ``select_metric``), resumed from the checkpoint."""
+    if cfg.select_metric is None:
+        return None
+    if ctx.world_size > 1:
+        raise ValueError("select_metric needs one process (validation runs on rank 0 only); set it to null "
+                         "for a multi-process run, or run with nproc 1")
+    if dataset_val is None or not len(dataset_val):
+        raise ValueError(f"select_metric={cfg.select_metric!r} needs a validation set; this run has none "
+                         "(set select_metric: null)")
+    if state.selection is None:
+        selection = Selection(cfg.select_metric, cfg.patience)
+    else:
+        selection = Selection.from_dict(state.selection)
+        selection.patience = cfg.patience
+        if selection.best_step == state.step and ckpt_path.is_file():
+            _link_best(ckpt_path)                      # killed between the best checkpoint and its link
+    state.selection = selection.to_dict()
+    return selection
+
+
+def _select(selection: Selection, state: TrainState, step: int, metrics: Mapping[str, float]) -> bool:
+    """Feed an evaluation to the selection (recorded in the state's checkpoint); True at a new best."""
+    best = selection.update(step, metrics)
+    state.selection = selection.to_dict()
+    return best
+
+
+def _link_best(ckpt_path: Path) -> None:
+    """best.pt = the checkpoint just written (a hard link: no copy; the next atomic save of
+    checkpoint.pt replaces its name, not the linked file)."""
+    best = ckpt_path.with_name("best.pt")
+    best.unlink(missing_ok=True)
+    try:
+        os.link(ckpt_path, best)
+    except OSError:                                    # a filesystem without hard links
+        shutil.copy2(ckpt_path, best)
+
+
+def _restore_best(state: TrainState, selection: Selection, ckpt_path: Path, cfg: TrainConfig,
+                  ctx: DistContext, live) -> tuple[TrainState, dict[str, float]]:
+    """Training is over: bring back the best step's weights (optimisers and RNG too) and write them
+    as the final checkpoint, marked finished, so a rerun returns at once. → (state, its val metrics)"""
+    best_path = ckpt_path.with_name("best.pt")
+    selection.last_step = state.step
+    selection.stopped_early = state.step < cfg.steps
+    selection.finished = True
+    if selection.best_step is not None and selection.best_step != state.step:
+        state = load_checkpoint(best_path, ctx.device, cfg)
+    state.selection = selection.to_dict()
+    if ctx.is_main:
+        state.save_checkpoint(ckpt_path)
+        best_path.unlink(missing_ok=True)
+        if live is not None:
+            live.log_params({"selected_step": selection.best_step, "last_step": selection.last_step,
+                             "stopped_early": selection.stopped_early})
+            print(f"selected step {selection.best_step} by validation {selection.metric} "
+                  f"{selection.best_value}; trained to step {selection.last_step}"
+                  f"{' (stopped early)' if selection.stopped_early else ''}", file=sys.stderr)
+    return state, dict(selection.best_metrics)
+
+
 def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Dataset | None,
           out_dir: str | os.PathLike, resume: bool = True, progress: bool = True,
           identities: list[str] | None = None, initial_state: TrainState | None = None,
@@ -432,6 +496,9 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
     this is; every rank calls ``train`` with the same arguments. Returns step, checkpoint and live
     paths, final val metrics (rank 0's, on every rank), vgg_loss status and this call's per-step
     (global) loss history.
+
+    With ``cfg.select_metric`` the run ends on the weights (and checkpoint) of its best validation
+    step, ``step`` is that step and ``selection`` says where it stopped (``deadlib.train.selection``).
     """
     from dvclive import Live
 
@@ -450,6 +517,7 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
     with preserved_rng():                          # building VGG draws init weights: keep resume exact
         check_dataset(dataset_train, cfg.renderer)
         loss_cfg = setup_vgg(state, loud=ctx.is_main)
+    selection = _start_selection(cfg, state, ctx, dataset_val, ckpt_path)
     make_data_parallel(state, ctx)
 
     live, val_loader = None, None
@@ -476,7 +544,7 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
     batches = iterate_batches(dataset_train, cfg, state.step, ctx.rank, ctx.world_size)
     guard = DivergenceGuard(cfg.divergence_factor)
     try:
-        while state.step < cfg.steps:
+        while state.step < cfg.steps and not (selection and selection.finished):
             logs = train_step(state, next(batches), loss_cfg)
             history.append(logs)
             guard.update(state.step, logs["l1"])   # global L1: every rank raises together, before any save
@@ -486,19 +554,27 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
                 if step % cfg.log_every == 0 or last:
                     for k, v in logs.items():
                         live.log_metric(f"train/{k}", v)
-                if val_loader is not None and (step % cfg.eval_every == 0 or last):
+                evaluated = val_loader is not None and (step % cfg.eval_every == 0 or last)
+                if evaluated:
                     metrics = log_eval()
-                if step % cfg.ckpt_every == 0 or last:
-                    state.save_checkpoint(ckpt_path)
-                    live.make_summary()
+                best = evaluated and selection is not None and _select(selection, state, step, metrics)
+                if step % cfg.ckpt_every == 0 or last or (evaluated and selection is not None):
+                    state.save_checkpoint(ckpt_path)     # a selecting run: at every evaluation, so
+                    live.make_summary()                  # best.pt and its record agree on a resume
+                if best:
+                    _link_best(ckpt_path)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(l1=f"{logs['l1']:.4f}", refresh=False)
+            if selection is not None and selection.out_of_patience:
+                break
     finally:
         batches.close()
         release_data_parallel(state)
         if bar is not None:
             bar.close()
+    if selection is not None and not selection.finished:      # end on the best validation step's weights
+        state, metrics = _restore_best(state, selection, ckpt_path, cfg, ctx, live)
     if live is not None:
         if val_loader is not None and not metrics:             # nothing left to train: score, don't re-log
             metrics = evaluate(state, val_loader)
@@ -507,5 +583,7 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
         live.end()
     metrics = broadcast_object(metrics)
     barrier()                                                  # the checkpoint exists when any rank returns
-    return {"step": state.step, "start_step": start_step, "checkpoint": ckpt_path, "live_dir": live_dir,
-            "metrics": metrics, "vgg_loss": state.vgg_status, "history": history, "state": state}
+    last_step = selection.last_step if selection is not None else state.step
+    return {"step": state.step, "start_step": start_step, "last_step": last_step, "checkpoint": ckpt_path,
+            "live_dir": live_dir, "metrics": metrics, "vgg_loss": state.vgg_status, "history": history,
+            "state": state, "selection": selection.to_dict() if selection is not None else None}

@@ -107,6 +107,13 @@ def study_tables(root: Path, section: str = "study", metrics_dir: str = "metrics
 ACTOR_METRICS = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "lmd_mouth_px")  # the generated region
 
 
+def _steps(cells: list[dict]) -> str:
+    """"kept / trained" optimiser steps of a method's cells (mean over seeds): the validation-selected
+    step whose weights were scored and the steps run; cells from before selection show "—"."""
+    kept, trained = (mean_ci([c.get(k) for c in cells])[0] for k in ("selected_step", "steps"))
+    return "—" if kept is None or trained is None else f"{kept:.0f} / {trained:.0f}"
+
+
 def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt") -> str:
     """Ours vs Baseline actor by actor at every N (mean over seeds), on the generated-region metrics:
     with three actors an average can hide a person for whom the prior loses, so the sign is shown
@@ -134,11 +141,15 @@ def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/
             digits = 3 if "ssim" in m else 2
             cells.append(f"{ours:.{digits}f} vs {base:.{digits}f} ({ours - base:+.{digits}f})")
         seeds = len(runs[(ident, n, "Ours")])
-        table.append([ident, str(n), str(seeds), *cells])
-    header = ["actor", "N", "seeds", *[m + (" ↓" if m in LOWER_IS_BETTER else " ↑") for m in ACTOR_METRICS]]
+        table.append([ident, str(n), str(seeds), *cells,
+                      " · ".join(_steps(runs[(ident, n, label)]) for label in ("Ours", "Baseline"))])
+    header = ["actor", "N", "seeds", *[m + (" ↓" if m in LOWER_IS_BETTER else " ↑") for m in ACTOR_METRICS],
+              "steps kept / trained (Ours · Baseline)"]
     tally = "; ".join(f"{m} {w} of {k}" for m, (w, k) in wins.items())
     return (markdown_table(header, table)
             + f"\nOurs vs Baseline (Ours − Baseline), mean over seeds. Ours better in: {tally} actor × N pairs. "
+            "Steps: the validation-selected step whose weights were scored / the steps trained before "
+            "patience ran out (or the budget). "
             + _source(f"{metrics_dir}/*.json"))
 
 

@@ -60,11 +60,14 @@ def test_actor_table_shows_each_person_and_counts_where_the_prior_loses(tmp_path
     (tmp_path / "params.yaml").write_text("study: {identities: [a1, a2]}\n")
     scores = {("prior", "a1"): (28.0, 0.5), ("scratch", "a1"): (25.0, 0.7),   # the prior wins on a1 ...
               ("prior", "a2"): (24.0, 0.6), ("scratch", "a2"): (26.5, 0.8)}   # ... and loses on a2 (not in LMD)
+    kept = {("prior", "a1"): (50, 100), ("scratch", "a1"): (200, 200)}          # a2: cells from before selection
     for (method, actor), (psnr_lower, lmd) in scores.items():
+        steps = dict(zip(("selected_step", "steps"), kept.get((method, actor), (None, 200))))
         (folder / f"{method}_{actor}_n100_s0.json").write_text(
-            json.dumps({"psnr_lower": psnr_lower, "lmd_mouth_px": lmd, "ssim_lower": None}))
+            json.dumps({"psnr_lower": psnr_lower, "lmd_mouth_px": lmd, "ssim_lower": None, **steps}))
     (folder / "prior_a3_n100_s0.json").write_text(json.dumps({"psnr_lower": 30.0}))  # not in params: ignored
     text = readme_tables.actor_table(tmp_path)
     assert "| a1 | 100 | 1 | 28.00 vs 25.00 (+3.00) | — |" in text
     assert "| a2 | 100 | 1 | 24.00 vs 26.50 (-2.50) | — |" in text and "a3" not in text
     assert "psnr_lower 1 of 2" in text and "lmd_mouth_px 2 of 2" in text and "ssim_lower 0 of 0" in text
+    assert "| 50 / 100 · 200 / 200 |" in text and "| — · — |" in text          # kept / trained steps per method

@@ -7,29 +7,19 @@ from __future__ import annotations
 import math
 
 import pytest
+import test_train
 import torch
-from support import SMOKE_RENDERER as SMOKE
 
 import deadlib.train.loop as train_mod
-from deadlib.data.synthetic_windows import SyntheticWindows
 from deadlib.train.loop import TrainConfig, train
 from deadlib.train.selection import Selection
 
+train_set, val_set = test_train.train_set, test_train.val_set        # its fixtures: 2 x 4 / 2 x 2 windows
+
 
 def make_cfg(**kw) -> TrainConfig:
-    base = dict(steps=8, batch_size=2, device="cpu", seed=0, lambda_vgg=0.0, adv_start_step=0,
-                log_every=1, eval_every=1, ckpt_every=1000, n_samples=2, renderer=SMOKE)
-    return TrainConfig.from_dict({**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def train_set() -> SyntheticWindows:
-    return SyntheticWindows(("synth_a", "synth_b"), n_frames=6, size=64)
-
-
-@pytest.fixture(scope="module")
-def val_set() -> SyntheticWindows:
-    return SyntheticWindows(("synth_a", "synth_b"), n_frames=4, size=64, start=6)
+    """test_train's smoke-sized run, 8 steps, validated after every step."""
+    return test_train.make_cfg(**{"steps": 8, "eval_every": 1, **kw})
 
 
 # validation lower-face PSNR by step: peaks at step 2, then two worse evaluations (patience 2 → stop at 4)

@@ -1,4 +1,4 @@
-"""The dubbing studio (deadlib.dub.studio, notebook 07) on the smoke profile: driven headlessly through its
+"""The dubbing studio (deadlib.studio, notebook 07) on the smoke profile: driven headlessly through its
 callbacks (check, dub, cancel, a video without a face, a video with two faces), then like a person
 would, in JupyterLab with headless Chromium (Selenium): open the notebook, run all, pick a video
 and an audio, press Dub, wait for the players, take a screenshot.
@@ -33,7 +33,7 @@ import torch
 
 from deadlib.data.video import probe_video, read_audio, read_video, write_video
 from deadlib.dub.dubbing import dub
-from deadlib.dub.studio import ADAPT_NOW, Studio
+from deadlib.studio import ADAPT_NOW, Studio
 
 SR, FPS = 16000, 25
 ACTOR_STEPS = 30

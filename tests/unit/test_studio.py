@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deadlib import studio as S
 from deadlib.data.video import write_audio, write_video
-from deadlib.dub import studio as S
 from deadlib.dub.dubbing import DubInputError
 
 

@@ -48,7 +48,7 @@ from deadlib.dub.dubbing import (
 from deadlib.dub.inputs import DubCheckpointError, check_video, load_new_audio
 from deadlib.dub.person import prepare_cached
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg")
 STAGES = ("check", "prepare", "adapt", "audio2expr", "render")
 PATH_KEYS = ("a2e", "basis", "prior", "prior_cache", "cache_dir")  # dub settings that are paths

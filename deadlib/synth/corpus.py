@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from deadlib.core.config import find_params_file, load_params
-from deadlib.synth.generate import SynthSettings, generate_corpus
+from deadlib.synth.generate import GENERATOR_ID, SynthSettings, generate_corpus
 
 DVC_FILE = "data.dvc"
 RAW_DIR = Path("data/raw")
@@ -109,7 +109,7 @@ def ensure(root: Path | None = None, workers: int | None = None) -> str:
         pulled = dvc("pull", DVC_FILE, cwd=root)
         if pulled.returncode == 0 and is_clean(root):
             return "pulled data/raw from the DVC remote"
-    if meta.get("generator") != "deadlib.synth.generate":
+    if meta.get("generator") != GENERATOR_ID:
         raise CorpusError(
             "data/raw differs from data.dvc and data.dvc does not record a generated corpus; "
             "configure your DVC remote (`dvc remote add -d ...`) and run `dvc pull data.dvc`.")
@@ -134,7 +134,7 @@ def synthetic_meta(root: Path) -> dict | None:
     manifest = root / RAW_DIR / SYNTH_SUBDIR / "corpus.json"
     if not manifest.exists():
         return None
-    return {"generator": "deadlib.synth.generate", "settings": json.loads(manifest.read_text())["settings"]}
+    return {"generator": GENERATOR_ID, "settings": json.loads(manifest.read_text())["settings"]}
 
 
 def record(root: Path, meta: dict | None) -> None:
@@ -165,7 +165,7 @@ def generate(root: Path | None = None) -> str:
     target = root / RAW_DIR / SYNTH_SUBDIR
     shutil.rmtree(target, ignore_errors=True)
     manifest = generate_corpus(target, settings, progress=lambda s: print(f"  {s['name']}", flush=True))
-    record(root, {"generator": "deadlib.synth.generate", "settings": manifest["settings"]})
+    record(root, {"generator": GENERATOR_ID, "settings": manifest["settings"]})
     return f"generated {len(manifest['videos'])} videos into {target} and recorded them in {DVC_FILE}"
 
 

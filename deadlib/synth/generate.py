@@ -37,6 +37,12 @@ FACE_WIDTH_FRACTION = 0.36  # face width / frame width at neutral pose
 SNAP_PX = 64.0  # vertex positions are rounded to 1/SNAP_PX pixel
 
 
+# The corpus format's name, written into data/raw/synthetic/corpus.json and data.dvc's meta. It is
+# part of the recorded bytes, so it must not follow module renames: the package restructure once
+# renamed it to "deadlib.synth.generate" and every regenerated corpus then differed from data.dvc.
+GENERATOR_ID = "deadlib.synth"
+
+
 @dataclass
 class SynthSettings:
     """What to generate; the corpus is a pure function of these values."""
@@ -191,7 +197,7 @@ def generate_corpus(out_dir: str | Path, settings: SynthSettings, progress=None)
             summaries.append(summary)
             if progress:
                 progress(summary)
-    manifest = {"generator": "deadlib.synth.generate", "settings": {k: v for k, v in asdict(settings).items()
+    manifest = {"generator": GENERATOR_ID, "settings": {k: v for k, v in asdict(settings).items()
                                                             if k not in ("names", "workers")},
                 "splits": {"prior": prior, "heldout": held}, "videos": summaries}
     (out_dir / "corpus.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -10,6 +10,10 @@ metric the stage writes (``null`` = not computable here, shown as —), whicheve
 
     python -m deadlib.tools.readme_tables            # rewrite README.md's generated blocks
     python -m deadlib.tools.readme_tables --check    # exit 1 (listing the blocks) when README is stale
+
+It refuses to rewrite README while a metrics file that git tracks is missing from the workspace:
+DVC deletes a stage's outputs when the stage starts, so during a run the README would otherwise
+say "does not exist yet" for results that are committed (``--allow-missing`` overrides).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -248,12 +253,35 @@ def render(readme: str, root: Path) -> tuple[str, list[str]]:
     return BLOCK.sub(rebuild, readme), changed
 
 
+METRICS_DIRS = ("metrics", "real/metrics")
+
+
+def missing_tracked_metrics(root: Path) -> list[str]:
+    """Metrics files git tracks under ``METRICS_DIRS`` that are absent from the workspace (e.g. a
+    stage is running and DVC removed its outputs); [] when ``root`` is not a git work tree."""
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *METRICS_DIRS],
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return sorted(p for p in listed.split("\0") if p and not (root / p).is_file())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deadlib.tools.readme_tables", description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=Path(__file__).resolve().parents[2], type=Path)
     parser.add_argument("--check", action="store_true", help="only report stale blocks (exit 1)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="rewrite even when metrics files that git tracks are missing from the workspace")
     args = parser.parse_args(argv)
     path = args.root / "README.md"
+    missing = [] if args.check or args.allow_missing else missing_tracked_metrics(args.root)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        print(f"README.md not rewritten: {len(missing)} committed metrics file(s) are missing ({shown}). "
+              "A DVC stage that is running removes its outputs first: wait for it, or restore them with "
+              "`git checkout -- <file>`; --allow-missing rewrites anyway.", file=sys.stderr)
+        return 1
     text, changed = render(path.read_text(), args.root)
     if args.check:
         if changed:

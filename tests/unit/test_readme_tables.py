@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -71,3 +73,22 @@ def test_actor_table_shows_each_person_and_counts_where_the_prior_loses(tmp_path
     assert "| a2 | 100 | 1 | 24.00 vs 26.50 (-2.50) | — |" in text and "a3" not in text
     assert "psnr_lower 1 of 2" in text and "lmd_mouth_px 2 of 2" in text and "ssim_lower 0 of 0" in text
     assert "| 50 / 100 · 200 / 200 |" in text and "| — · — |" in text          # kept / trained steps per method
+
+
+def test_refuses_to_rewrite_while_a_committed_metrics_file_is_missing(tmp_path):
+    """A running stage's outputs are deleted by DVC: README must not be rebuilt as "does not exist yet"."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "dub.json").write_text(json.dumps({"frames": 10}))
+    readme = "<!-- generated:dub -->\nold\n<!-- /generated:dub -->\n"
+    (tmp_path / "README.md").write_text(readme)
+    subprocess.run([git, "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([git, "-C", str(tmp_path), "add", "metrics/dub.json"], check=True)
+    (tmp_path / "metrics" / "dub.json").unlink()
+    assert readme_tables.missing_tracked_metrics(tmp_path) == ["metrics/dub.json"]
+    assert readme_tables.main(["--root", str(tmp_path)]) == 1
+    assert (tmp_path / "README.md").read_text() == readme
+    assert readme_tables.main(["--root", str(tmp_path), "--allow-missing"]) == 0
+    assert "does not exist yet" in (tmp_path / "README.md").read_text()

@@ -10,6 +10,16 @@ held-out video with the prior identity's audio twice — the first run prepares 
 is the steady state — and prints frames/s with the per-stage breakdown (ms per output frame):
 audio2expr, rasterise (face3d.raster_maps), render (renderer forward), blend (paste back), decode
 (full frames), encode (H.264/AAC). Prints, never asserts.
+
+Same-run baselines (issue 18, goal 2): the **I/O floor** — decoding the same video and encoding the
+same number of frames with the dub's encoder settings and audio, nothing in between — timed right
+after the dub; the dub's steady-state frames/s is printed as a ratio to it and to the 50 frames/s
+goal.
+
+``--memory-seconds 20 60`` (goal 5): the held-out clip looped to each length and scaled/padded to a
+``--memory-height`` (default 1080) 16:9 frame, then dubbed from scratch (prepare included) by the
+``dub`` CLI in a fresh process each; prints each run's peak RSS (its own and its children's) and
+the growth per minute of video, extrapolated to 10 minutes against the 2 GiB goal.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import torch
 
 from deadlib.core.config import stage_config
 from deadlib.data.face3d import ExpressionBasis
+from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_video
 from deadlib.dub.dubbing import dub
 from deadlib.model.renderer import RendererConfig
 from deadlib.synth.generate import SynthSettings, generate_corpus
@@ -53,6 +64,70 @@ def build(root: Path, profile: str, seconds: float, size: int) -> dict:
                                       "cache_dir": str(root / "dub_cache")}}
 
 
+def io_floor(video: Path, audio: Path, n_frames: int, out: Path, profile: str) -> float:
+    """Seconds to decode ``n_frames`` of ``video`` and encode them with ``audio`` as the dub does."""
+    dub_cfg = stage_config("dub", profile)
+    sound = read_audio(audio, SAMPLE_RATE)
+    t = time.perf_counter()
+    write_video(out, iter_frames(video, fps=FPS, max_frames=n_frames), FPS, audio=sound, sample_rate=SAMPLE_RATE,
+                crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"])
+    return time.perf_counter() - t
+
+
+# Runs the dub CLI in this (fresh) process and reports its peak RSS and that of its children.
+MEMORY_CHILD = """
+import json, resource, sys
+from deadlib.dub.dubbing import main
+rc = main(sys.argv[1:])
+usage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
+print("MAXRSS_KIB " + json.dumps({"rc": rc, **usage}))
+"""
+
+
+def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
+    """``source`` looped to ``seconds`` (frames and sound), scaled to ``height`` and padded to 16:9 (streamed)."""
+    import cv2
+    import numpy as np
+
+    frames = list(iter_frames(source, fps=FPS))  # the short clip only
+    sound = read_audio(source, SAMPLE_RATE)
+    n = int(round(seconds * FPS))
+    width = (height * 16 // 9) // 2 * 2
+
+    def framed(k: int) -> np.ndarray:
+        face = frames[k % len(frames)]
+        face = cv2.resize(face, ((face.shape[1] * height // face.shape[0]) // 2 * 2, height), interpolation=cv2.INTER_CUBIC)
+        canvas = np.zeros((height, width, 3), np.uint8)
+        left = (width - face.shape[1]) // 2
+        canvas[:, left:left + face.shape[1]] = face
+        return canvas
+
+    audio = np.resize(sound, int(round(seconds * SAMPLE_RATE)))  # tiled
+    write_video(out, (framed(k) for k in range(n)), FPS, audio=audio, sample_rate=SAMPLE_RATE, preset="veryfast")
+
+
+def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], height: int, threads: int) -> list[dict]:
+    """Peak RSS of dubbing the held-out clip looped to each length at a ``height`` p 16:9 frame."""
+    rows = []
+    for length in seconds:
+        video = root / f"long_{length:g}s.mp4"
+        long_clip(world["raw"] / "synth_h00.mp4", video, length, height)
+        overrides = world["overrides"]
+        cmd = [sys.executable, "-c", MEMORY_CHILD, "--video", str(video), "--audio", str(video),
+               "--identity", str(root / "actor"), "--out", str(root / f"long_{length:g}s_dub.mp4"), "--profile", profile,
+               "--name", "synth_h00", "--a2e", overrides["a2e"], "--basis", overrides["basis"],
+               "--cache-dir", str(root / f"long_cache_{length:g}"), "--threads", str(threads), "--device", "cpu"]
+        t = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in done.stdout.splitlines() if x.startswith("MAXRSS_KIB ")]
+        if done.returncode or not line:
+            raise RuntimeError(f"dub of the {length:g} s clip failed: {done.stderr[-2000:]}")
+        usage = json.loads(line[-1].split(" ", 1)[1])
+        rows.append({"seconds": length, "wall_s": time.perf_counter() - t, "peak_rss_mib": usage["RUSAGE_SELF"] / 1024,
+                     "children_peak_rss_mib": usage["RUSAGE_CHILDREN"] / 1024})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
@@ -60,6 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=256, help="frame side of the synthetic clips (px)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--memory-seconds", type=float, nargs="*", default=[],
+                    help="also dub the clip looped to these lengths (s) at --memory-height and report peak RSS")
+    ap.add_argument("--memory-height", type=int, default=1080)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -72,6 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
                          profile=args.profile, name="synth_h00", device=args.device, progress=False,
                          overrides=world["overrides"])
             runs.append((label, result))
+        floor_s = io_floor(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", result.n_frames,
+                           root / "floor.mp4", args.profile)
+        memory = memory_runs(root, world, args.profile, args.memory_seconds, args.memory_height, args.threads)
     rcfg = RendererConfig.from_dict(stage_config("renderer", args.profile))
     print(f"\nprofile {args.profile}: {rcfg.resolution}px crops, T={rcfg.window}, {args.size}px frames, "
           f"{result.n_frames} output frames, {args.threads} threads, device {args.device}")
@@ -88,6 +169,22 @@ def main(argv: list[str] | None = None) -> dict:
     steady = runs[-1][1].timings
     dubbing = sum(steady.get(s, 0.0) for s in STAGES)
     print(f"steady state without prepare/load: {runs[-1][1].n_frames / dubbing:.2f} frames/s")
+    floor_fps, steady_fps = result.n_frames / floor_s, report["steady state"]["frames_per_s"]
+    print(f"I/O floor (decode + encode of the same {result.n_frames} frames, same run): {floor_fps:.1f} frames/s; "
+          f"dub steady state / I/O floor = {steady_fps / floor_fps:.3f}; vs the 50 frames/s goal: {steady_fps / 50:.2f}x")
+    report["io_floor"] = {"frames_per_s": floor_fps, "dub_ratio": steady_fps / floor_fps, "goal_ratio": steady_fps / 50}
+    if memory:
+        print(f"\npeak RSS dubbing a {args.memory_height}p 16:9 clip from scratch (prepare + dub, fresh process):")
+        for row in memory:
+            print(f"  {row['seconds']:>6.0f} s: {row['peak_rss_mib']:8.0f} MiB (children {row['children_peak_rss_mib']:.0f} MiB), "
+                  f"{row['wall_s']:.0f} s wall")
+        if len(memory) > 1:
+            a, b = memory[0], memory[-1]
+            slope = (b["peak_rss_mib"] - a["peak_rss_mib"]) / ((b["seconds"] - a["seconds"]) / 60)
+            ten = b["peak_rss_mib"] + slope * (600 - b["seconds"]) / 60
+            print(f"  growth {slope:.0f} MiB per minute of video; linear extrapolation to 10 min: {ten:.0f} MiB "
+                  f"(goal 2048 MiB: {ten / 2048:.2f}x)")
+        report["memory"] = memory
     print(json.dumps(report, indent=1))
     return report
 

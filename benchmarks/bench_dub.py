@@ -81,6 +81,7 @@ from deadlib.dub.dubbing import main
 rc = main(sys.argv[1:])
 usage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
 print("MAXRSS_KIB " + json.dumps({"rc": rc, **usage}))
+sys.exit(rc)
 """
 
 
@@ -108,11 +109,10 @@ def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
 
 def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], height: int, threads: int) -> list[dict]:
     """Peak RSS of dubbing the held-out clip looped to each length at a ``height`` p 16:9 frame."""
-    rows = []
+    rows, overrides = [], world["overrides"]
     for length in seconds:
         video = root / f"long_{length:g}s.mp4"
         long_clip(world["raw"] / "synth_h00.mp4", video, length, height)
-        overrides = world["overrides"]
         cmd = [sys.executable, "-c", MEMORY_CHILD, "--video", str(video), "--audio", str(video),
                "--identity", str(root / "actor"), "--out", str(root / f"long_{length:g}s_dub.mp4"), "--profile", profile,
                "--name", "synth_h00", "--a2e", overrides["a2e"], "--basis", overrides["basis"],
@@ -120,8 +120,8 @@ def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], hei
         t = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in done.stdout.splitlines() if x.startswith("MAXRSS_KIB ")]
-        if done.returncode or not line:
-            raise RuntimeError(f"dub of the {length:g} s clip failed: {done.stderr[-2000:]}")
+        if done.returncode or not line:   # the dub CLI returns 2 on bad input: no memory figure then
+            raise RuntimeError(f"dub of the {length:g} s clip failed (exit {done.returncode}): {done.stderr[-2000:]}")
         usage = json.loads(line[-1].split(" ", 1)[1])
         rows.append({"seconds": length, "wall_s": time.perf_counter() - t, "peak_rss_mib": usage["RUSAGE_SELF"] / 1024,
                      "children_peak_rss_mib": usage["RUSAGE_CHILDREN"] / 1024})

@@ -31,6 +31,8 @@ T frames (``render_windows``) and pasted into the full frames (``composite``).
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +46,8 @@ from deadlib.data import face3d
 from deadlib.data.blend import paste_back
 from deadlib.data.crop import crop_frame, map_points
 from deadlib.data.facemesh import load_topology
-from deadlib.data.video import iter_frames
+from deadlib.data.video import iter_frames, probe_video
+from deadlib.dub.inputs import DubError
 from deadlib.model.renderer import to_uint8
 
 MASK_MODES = ("union", "new")
@@ -204,42 +207,85 @@ def even_frame(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-class FrameSource:
-    """Full-resolution video frames (25 fps) in the order of an output timeline.
+def revisited_frames(timeline: np.ndarray) -> np.ndarray:
+    """Sorted video frame ids that ``timeline`` shows again after a front-to-back decoder has passed
+    them: the backward passes of a ping-pong loop. Audio k frames longer than a video of N ≥ k + 1
+    frames revisits only N−1−k … N−2 (k frames); audio at least twice as long revisits every frame."""
+    timeline = np.asarray(timeline, np.int64)
+    if len(timeline) < 2:
+        return np.zeros(0, np.int64)
+    decoded_up_to = np.maximum.accumulate(timeline)[:-1]  # decoder position before output k + 1
+    return np.unique(timeline[1:][timeline[1:] < decoded_up_to])
 
-    A non-decreasing timeline (trim / pad) streams the video once; a ping-pong timeline first
-    decodes the video into a temporary memory-mapped file (removed by ``close``).
+
+class FrameSpillError(DubError):
+    """Not enough free disk space for the frames a ping-pong timeline revisits."""
+
+
+class FrameSource:
+    """Full-resolution video frames (25 fps) in the order of an output timeline, decoded once, front to back.
+
+    Only the frames the timeline shows again after the decoder has passed them (``revisited_frames``:
+    the backward passes of a ping-pong loop when the new audio is longer than the video) are kept, in
+    a temporary file under ``tmp_dir`` written and read with plain file I/O — the page cache holds
+    them, not this process (a memory map would count them in its resident set). A dub whose audio
+    is as long as the video (or a frame longer, by rounding) keeps at most a frame or two, so memory
+    does not grow with the video's length. Audio at least twice as long as the video revisits every
+    frame: the file then holds the whole decoded video (W·H·3 bytes a frame; 6.2 MB at 1080p) and
+    the free space is checked before anything is decoded (``FrameSpillError``). ``close`` removes it.
     """
 
     def __init__(self, video: str | Path, timeline: np.ndarray, fps: float = 25.0, tmp_dir: str | Path | None = None):
-        self.timeline, self._tmp, self._store = np.asarray(timeline), None, None
-        self._stream: Iterator[np.ndarray] | None = None
-        self._pos, self._frame = -1, None
-        if len(timeline) > 1 and np.any(np.diff(timeline) < 0):
+        self.timeline = np.asarray(timeline)
+        n_decode = int(self.timeline.max()) + 1 if len(self.timeline) else 1
+        self._pos, self._frame, self._ended = -1, None, False
+        spill = revisited_frames(self.timeline)
+        self._slot = {int(f): k for k, f in enumerate(spill)}  # video frame id → slot in the spill file
+        self._tmp, self._file, self._shape = None, None, None
+        if len(spill):
+            info = probe_video(video)
+            side_w, side_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+            need = len(spill) * side_w * side_h * 3
+            tmp_dir = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(tmp_dir).free
+            if need + (256 << 20) > free:
+                raise FrameSpillError(
+                    f"the new audio is longer than the video, so the dub loops the video back and forth and must keep "
+                    f"{len(spill)} decoded frames ({need / 2**30:.1f} GiB) in {tmp_dir}, which has {free / 2**30:.1f} GiB "
+                    "free: free some space, point --cache-dir at a larger disk, or shorten the audio")
             self._tmp = tempfile.TemporaryDirectory(prefix="dub-frames-", dir=tmp_dir)
-            n = int(timeline.max()) + 1
-            store = None
-            for k, frame in enumerate(iter_frames(video, fps=fps, max_frames=n)):
-                if store is None:
-                    store = np.lib.format.open_memmap(Path(self._tmp.name) / "frames.npy", mode="w+",
-                                                      dtype=np.uint8, shape=(n, *frame.shape))
-                store[k] = frame
-            self._store = store
-        else:
-            self._stream = iter_frames(video, fps=fps, max_frames=int(timeline.max()) + 1 if len(timeline) else 1)
+            self._file = open(Path(self._tmp.name) / "revisited.rgb", "w+b")
+        self._stream: Iterator[np.ndarray] = iter_frames(video, fps=fps, max_frames=n_decode)
+
+    def _spill(self, index: int, frame: np.ndarray) -> None:
+        self._shape = frame.shape
+        os.pwrite(self._file.fileno(), np.ascontiguousarray(frame, np.uint8).tobytes(), self._slot[index] * frame.nbytes)
+
+    def _unspill(self, index: int) -> np.ndarray:
+        nbytes = int(np.prod(self._shape))
+        data = os.pread(self._file.fileno(), nbytes, self._slot[index] * nbytes)
+        return np.frombuffer(data, np.uint8).reshape(self._shape).copy()
 
     def __getitem__(self, index: int) -> np.ndarray:
-        if self._store is not None:
-            return np.asarray(self._store[min(index, len(self._store) - 1)])
-        while self._pos < index:
+        if index < self._pos:  # shown again after the decoder passed it (ping-pong): from the spill file
+            if index not in self._slot:
+                raise IndexError(f"frame {index} was not kept: a FrameSource serves its own timeline's order only")
+            return self._unspill(index)
+        while self._pos < index and not self._ended:
             frame = next(self._stream, None)
             if frame is None:  # the decoder ended early (truncated file): hold the last frame
+                self._ended = True
                 break
             self._frame, self._pos = frame, self._pos + 1
+            if self._pos in self._slot:
+                self._spill(self._pos, frame)
         return self._frame
 
     def close(self) -> None:
-        self._store = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -246,6 +246,8 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     model = plan.a2e if style_path is None else \
         PersonalisedAudio2Expression(plan.a2e, load_style(style_path, plan.a2e.config.K)[0]).eval()
     cache = load_cache(folder)
+    # the dub needs the fit, not the tracked landmarks (2 × (N, 478, 3) float32, 11 kB a frame)
+    cache["track"] = {k: v for k, v in cache["track"].items() if k not in ("landmarks_raw", "landmarks")}
     timings["load"] = time.perf_counter() - t0
 
     stage("audio2expr", 0, 1)

@@ -31,6 +31,7 @@ T frames (``render_windows``) and pasted into the full frames (``composite``).
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import tempfile
@@ -291,6 +292,55 @@ class FrameSource:
             self._tmp = None
 
 
+class CacheRows:
+    """Rows ``array[ids]`` of a prepared cache's (N, ...) array, read with ``os.pread`` when it is a
+    memory map of a file: the pages then stay in the OS page cache instead of this process's resident
+    set. (Indexing the memory map itself leaves every page it touched mapped, so the dubber's RSS grew
+    by ≈ 65 kB per frame of the video — the crop and the mask — and a 10-minute clip would hold
+    ≈ 1 GB of them.) Arrays that are not a file's C-ordered memory map are simply indexed."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self._fd = None
+        if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.flags.c_contiguous \
+                and array.filename:
+            self._fd = os.open(array.filename, os.O_RDONLY)
+            self._row = array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))  # bytes per row
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, ids) -> np.ndarray:
+        """(len(ids), ...) copy of the rows ``ids`` (an int array)."""
+        ids = np.asarray(ids, np.int64)
+        if self._fd is None:
+            return np.asarray(self.array[ids])
+        if len(ids) and (ids.min() < 0 or ids.max() >= len(self.array)):
+            raise IndexError(f"rows {ids.min()}..{ids.max()} outside 0..{len(self.array) - 1}")
+        out = np.empty((len(ids), *self.array.shape[1:]), self.array.dtype)
+        flat = out.view(np.uint8).reshape(len(ids), self._row)  # (n, row bytes)
+        k = 0
+        while k < len(ids):  # one read per run of consecutive rows
+            end = k + 1
+            while end < len(ids) and ids[end] == ids[end - 1] + 1:
+                end += 1
+            size = (end - k) * self._row
+            data = os.pread(self._fd, size, int(self.array.offset) + int(ids[k]) * self._row)
+            if len(data) != size:
+                raise OSError(f"{self.array.filename}: short read of rows {ids[k]}..{ids[end - 1]}; re-run prepare")
+            flat[k:end] = np.frombuffer(data, np.uint8).reshape(end - k, self._row)
+            k = end
+        return out
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
+
+
 class ChunkDubber:
     """Streams the dubbed full frames: per chunk of output frames, re-pose and rasterise the meshes,
     render windows, then paste each crop into its full frame; no-face frames pass through.
@@ -308,9 +358,11 @@ class ChunkDubber:
         own_valid = np.asarray(self.track["valid"], bool)
         self.valid = own_valid[timeline]  # (n,)
         self.refs = reference_frames(cache["frames"], own_valid, r.n_refs)  # (R, 3, S, S)
+        # the per-frame crops (N, S, S, 3) and masks (N, S, S) are read through pread, not the memory map
+        self.crops, self.masks = CacheRows(cache["frames"]), CacheRows(cache["masks"])
         n = len(timeline)
         self.stats = {k: np.zeros(n, np.float32) for k in ("mouth_open", "mouth_area", "mouth_dark")}
-        gap = face3d.mouth_gap(self.track["mesh_crop"][timeline])
+        gap = face3d.mouth_gap(self.track["mesh_crop"])[timeline]  # per video frame, then (n,): no (n, 468, 3) copy
         self.stats["mouth_open_video"] = np.where(self.valid, gap, 0).astype(np.float32)
 
     def chunk(self, ids: np.ndarray) -> list:
@@ -326,13 +378,13 @@ class ChunkDubber:
         new_lower = ((bits & face3d.MASK_LOWER) > 0) & live[:, None, None]  # (c, S, S)
         mask = new_lower.copy()
         if self.dub_cfg["mask"] == "union":
-            mask |= ((np.asarray(self.cache["masks"][src]) & face3d.MASK_LOWER) > 0) & live[:, None, None]
+            mask |= ((self.masks[src] & face3d.MASK_LOWER) > 0) & live[:, None, None]
         mouth = (bits & face3d.MASK_MOUTH) > 0
         self.stats["mouth_open"][ids] = np.where(live, face3d.mouth_gap(meshes), 0)
         self.stats["mouth_area"][ids] = mouth.mean((1, 2)) * live
         self.timings["rasterise"] += time.perf_counter() - t
         t = time.perf_counter()
-        crops = render_windows(self.state, self.identity, np.asarray(self.cache["frames"][src]), uv, new_lower, mask,
+        crops = render_windows(self.state, self.identity, self.crops[src], uv, new_lower, mask,
                                self.mel[ids], self.refs, int(self.dub_cfg["batch"]))
         self.timings["render"] += time.perf_counter() - t
         t = time.perf_counter()

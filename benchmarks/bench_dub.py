@@ -45,6 +45,7 @@ from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_
 from deadlib.dub.dubbing import dub
 from deadlib.model.renderer import RendererConfig
 from deadlib.synth.generate import SynthSettings, generate_corpus
+from deadlib.tools.machine import describe
 from deadlib.train.audio2expr_stage import a2e_settings, build_model, save_a2e
 from deadlib.train.checkpoint import TrainConfig, TrainState
 
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
                            root / "floor.mp4", args.profile)
         memory = memory_runs(root, world, args.profile, args.memory_seconds, args.memory_height, args.threads)
     rcfg = RendererConfig.from_dict(stage_config("renderer", args.profile))
-    print(f"\nprofile {args.profile}: {rcfg.resolution}px crops, T={rcfg.window}, {args.size}px frames, "
+    print(f"\nmachine: {describe()}")
+    print(f"profile {args.profile}: {rcfg.resolution}px crops, T={rcfg.window}, {args.size}px frames, "
           f"{result.n_frames} output frames, {args.threads} threads, device {args.device}")
     print(f"{'run':<18}{'frames/s':>10}{'total s':>10}{'prepare s':>11}" + "".join(f"{s:>12}" for s in STAGES))
     report = {}

@@ -32,6 +32,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import matmul_peak  # noqa: E402  the reference workload
 
+from deadlib.tools.machine import describe  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOAL_S = 90 * 60                              # issue 18: the README pipeline in 90 min on 2 cores
@@ -108,7 +110,7 @@ def main() -> None:
     grouped: dict[str, list[float]] = {}
     for stage, seconds in times.items():
         grouped.setdefault(family(stage), []).append(seconds)
-    lines = [f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; "
+    lines = [f"machine: {describe()}; "
              f"reference fp32 matmul {before:.1f} GFLOP/s before, {after:.1f} after the run",
              f"profile {params['profile']}, corpus {'tiny ' + str(TINY_SYNTH) if args.tiny_corpus else 'embedded'}",
              f"{'step':34s} {'n':>4s} {'wall s':>9s} {'share':>7s}"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from deadlib.synth.speech import random_voice, synthesize_utterance
+from deadlib.tools.machine import describe
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
         synthesize_utterance(rng, random_voice(rng), args.seconds)
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus"
+    machine = describe()
     text = (f"machine: {machine}\nspeech synthesis of {args.seconds:.0f} s: median {median:.2f} s over "
             f"{args.repeats} runs -> {args.seconds / median:.1f}x real time (runs: {', '.join(f'{t:.2f}' for t in times)})\n")
     print(text, end="")

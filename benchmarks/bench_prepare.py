@@ -7,7 +7,8 @@ Runs ``deadlib.data.prepare.prepare_corpus`` at the default resolution (128) for
 and prints a table: wall-clock frames/s end to end, and per step (decode, track, fit, crop,
 rasterise, mel, write, checks) the seconds spent summed over videos (in the worker processes)
 and that step's own frames/s, plus frames per CPU-second (robust to other processes sharing the
-cores). No timed assertions: numbers depend on the machine and its load.
+cores). ``rasterise`` includes writing ``raster.npz``, which streams to disk while it is rasterised
+(``deadlib.data.raster_store``); ``write`` is the other cache files. No timed assertions: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations

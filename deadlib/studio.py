@@ -51,6 +51,7 @@ from deadlib.dub.person import prepare_cached
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg")
 STAGES = ("check", "prepare", "adapt", "audio2expr", "render")
+COUNTED_STAGES = ("adapt", "render")  # stages that report done/total of their own work (steps, frames)
 PATH_KEYS = ("a2e", "basis", "prior", "prior_cache", "cache_dir")  # dub settings that are paths
 EMBED_LIMIT = 40 << 20  # larger videos are linked by path, not embedded in the page
 
@@ -111,12 +112,16 @@ def one_line(err: BaseException) -> str:
     return f"unexpected {type(err).__name__}: {text}" if text else f"unexpected {type(err).__name__}"
 
 
-def eta_text(stage: str, done: int, total: int, elapsed: float) -> str:
-    """'render 40/125 · 12 s · ETA 25 s' (ETA only where the stage counts frames)."""
-    text = f"{stage} {done}/{total}" if stage == "render" else stage
+def eta_text(stage: str, done: int, total: int, elapsed: float, stage_elapsed: float | None = None) -> str:
+    """'render 40/125 · 12 s · ETA 25 s': ``elapsed`` since the dub started; the count and the ETA
+    (from ``stage_elapsed``, the seconds this stage has run) where the stage counts its work —
+    adapt its training steps, render its output frames."""
+    counted = stage in COUNTED_STAGES and total > 1
+    text = f"{stage} {done}/{total}" if counted else stage
     text += f" · {elapsed:.0f} s"
-    if stage == "render" and 0 < done < total:
-        text += f" · ETA {elapsed / done * (total - done):.0f} s"
+    if counted and 0 < done < total:
+        rate_from = elapsed if stage_elapsed is None else stage_elapsed
+        text += f" · ETA {rate_from / done * (total - done):.0f} s"
     return text
 
 
@@ -301,7 +306,7 @@ class Studio:
         self.stages_seen: list[str] = []  # stages the last dub reported (check, prepare, adapt, audio2expr, render)
         self.last_traceback = ""  # of the last unexpected error (the widget shows one line)
         self._frames: tuple[np.ndarray, np.ndarray] | None = None
-        self._t0, self._last_update = 0.0, 0.0
+        self._t0, self._last_update, self._stage_t0 = 0.0, 0.0, 0.0
 
         wide = W.Layout(width="520px")
         self.video = W.Dropdown(description="video", layout=wide)
@@ -421,7 +426,7 @@ class Studio:
         dub_cfg = self.settings()
         return {**self.overrides, **absolute_settings(dub_cfg, self.base), "postprocess": bool(self.postprocess.value),
                 "shorter": self.shorter.value, "blend": {"method": self.blend.value},
-                "adapt": {"frames": int(self.adapt_frames.value)}}
+                "adapt": {**self.overrides.get("adapt", {}), "frames": int(self.adapt_frames.value)}}
 
     # ------------------------------------------------------------------ jobs
 
@@ -503,12 +508,14 @@ class Studio:
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
-        if stage != "render" or done in (0, total) or now - self._last_update > 0.25:
+        if stage not in self.stages_seen:
+            self.stages_seen.append(stage)
+            self._stage_t0 = now
+        if stage not in COUNTED_STAGES or done in (0, total) or now - self._last_update > 0.25:
             self._last_update = now
-            self.bar.max, self.bar.value = (total, done) if stage == "render" else (len(STAGES), STAGES.index(stage))
-            self.stage.value = html.escape(eta_text(stage, done, total, now - self._t0))
-            if stage not in self.stages_seen:
-                self.stages_seen.append(stage)
+            counted = stage in COUNTED_STAGES and total > 1
+            self.bar.max, self.bar.value = (total, done) if counted else (len(STAGES), STAGES.index(stage))
+            self.stage.value = html.escape(eta_text(stage, done, total, now - self._t0, now - self._stage_t0))
 
     def _dub(self) -> None:
         video, audio = self._need(self.video_file(), "video"), self._need(self.audio_file(), "audio")

@@ -61,6 +61,7 @@ from deadlib.data.crop import (
     crop_transform,
     map_points,
 )
+from deadlib.data.raster_store import RasterWriter
 from deadlib.data.track import (
     NoFaceError,
     TrackError,
@@ -323,30 +324,37 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
                              face3d.residuals(track["landmarks"], valid, track["pose"], track["identity"]))
         expr = face3d.encode_expression(fit, valid, basis, cfg["face3d"]["expr_smoothing"], cfg["fps"])
         mesh_crop = map_points(face3d.decode(fit.pose, fit.identity, expr, basis), track["crop"])
-    with _timed(timings, "rasterise"):
-        uv = np.zeros((len(valid), res, res, 2), np.float16)
-        masks = np.zeros((len(valid), res, res), np.uint8)
-        ids = np.flatnonzero(valid)
-        chunks = [ids[k:k + raster_cfg["batch"]] for k in range(0, len(ids), raster_cfg["batch"])]
-        rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]))
-        run = pool.map if pool is not None else map  # chunks in parallel processes: pytorch3d holds the GIL
-        for chunk, (u, m) in zip(chunks, run(face3d.raster_maps, [mesh_crop[c] for c in chunks], *rest)):
-            uv[chunk], masks[chunk] = u, m
-    with _timed(timings, "write"):
-        levels = np.array([raster_cfg["weight_base"], raster_cfg["weight_lower"], raster_cfg["weight_mouth"]], np.float32)
-        np.savez(folder / "raster.npz", uv=uv, masks=masks, weight_levels=levels)
-        np.savez(folder / "track.npz", **track, expr=expr, mesh_crop=mesh_crop)
     group = group or report.get("group", "heldout")
     ranges, note = split_ranges(len(valid), cfg, group)
     report["warnings"] += [note] if note else []
     report["splits"] = {**ranges, **{f"valid_{part}": int(valid[lo:hi].sum()) for part, (lo, hi) in ranges.items()}}
-    with _timed(timings, "checks"):  # acceptance checks against the tracked (not modelled) landmarks
-        idx = np.flatnonzero(valid)
-        tracked = map_points(track["landmarks_raw"][idx], track["crop"][idx])
-        sample = idx[np.linspace(0, len(idx) - 1, min(len(idx), cfg["metric_frames"])).round().astype(int)]
+    # acceptance checks against the tracked (not modelled) landmarks, gathered chunk by chunk while the
+    # rasters stream to disk (RasterWriter): the video's rasters are never all in memory
+    idx = np.flatnonzero(valid)
+    tracked = map_points(track["landmarks_raw"][idx], track["crop"][idx])  # (n_valid, 468, 3) crop px
+    sample = idx[np.linspace(0, len(idx) - 1, min(len(idx), cfg["metric_frames"])).round().astype(int)]
+    lips_in_mask = []  # (k,) bool per chunk
+    sample_uv = np.zeros((len(sample), res, res, 2), np.float16)
+    sample_masks = np.zeros((len(sample), res, res), np.uint8)
+    levels = np.array([raster_cfg["weight_base"], raster_cfg["weight_lower"], raster_cfg["weight_mouth"]], np.float32)
+    with _timed(timings, "rasterise"), RasterWriter(folder / "raster.npz", len(valid), res, levels) as out:
+        chunks = [np.arange(k, min(k + raster_cfg["batch"], len(idx))) for k in range(0, len(idx), raster_cfg["batch"])]
+        rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]))
+        run = pool.map if pool is not None else map  # chunks in parallel processes: pytorch3d holds the GIL
+        for at, (u, m) in zip(chunks, run(face3d.raster_maps, [mesh_crop[idx[c]] for c in chunks], *rest)):
+            out.write(idx[at], u, m)  # u (k, S, S, 2) float16, m (k, S, S) uint8
+            lips_in_mask.append(face3d.lips_in_mouth_mask(tracked[at], m))
+            here = np.isin(sample, idx[at])  # the check's sample frames in this chunk
+            pos = np.searchsorted(idx[at], sample[here])
+            sample_uv[here], sample_masks[here] = u[pos], m[pos]
+    with _timed(timings, "write"):
+        np.savez(folder / "track.npz", **track, expr=expr, mesh_crop=mesh_crop)
+    with _timed(timings, "checks"):
         agreement = face3d.raster_agreement(map_points(track["landmarks"][sample], track["crop"][sample]),
-                                            masks[sample], uv[sample], raster_cfg["batch"], raster_cfg["mouth_margin"], raster_cfg["tile"])
-        report["checks"].update({"mouth_in_mask_rate": float(face3d.lips_in_mouth_mask(tracked, masks[idx]).mean()),
+                                            sample_masks, sample_uv, raster_cfg["batch"], raster_cfg["mouth_margin"],
+                                            raster_cfg["tile"])
+        lips = np.concatenate(lips_in_mask) if lips_in_mask else np.zeros(0, bool)
+        report["checks"].update({"mouth_in_mask_rate": float(lips.mean()),
                                  **{f"roundtrip_{k}": v for k, v in agreement.items()}})
     report["n_expr"] = basis.n_expr
     report["group"] = group

@@ -208,8 +208,9 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     (default: see ``dub_inputs.pick_identity``); ``style``: a style-layer file (default: found
     beside the checkpoint or the a2e model). ``track_select``: which face to dub when several are
     seen (prepare.track.select). ``on_progress(stage, done, total)`` is called as the stages
-    (check, prepare, adapt, audio2expr, render) advance; ``cancel()`` is polled between stages and
-    output frames, and True stops the dub with DubCancelled before ``out`` is written."""
+    (check, prepare, adapt, audio2expr, render) advance — adapt per training step, render per output
+    frame; ``cancel()`` is polled between stages, adaptation steps and output frames, and True stops
+    the dub with DubCancelled before ``out`` is written (a cancelled adaptation resumes next time)."""
     t_start, timings = time.perf_counter(), defaultdict(float)
 
     def stage(name_: str, done: int, total: int) -> None:
@@ -233,7 +234,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
         stage("adapt", 0, 1)
         t0 = time.perf_counter()
         ckpt_path, style_path = adapt_now(folder, info, Path(dub_cfg["prior"]), dub_cfg, dub_cfg["profile"], plan.params, plan.a2e,
-                                          basis, progress)
+                                          basis, progress, on_step=lambda step, steps: stage("adapt", step, steps))
         name = info["name"]
         timings["adapt"] = time.perf_counter() - t0
     style_path = style_path or find_style(style, ckpt_path, plan.a2e_path, name)

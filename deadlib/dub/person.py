@@ -20,7 +20,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -89,8 +89,11 @@ def _digest(*parts) -> str:
 
 
 def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: str | None, params: Mapping,
-              a2e, basis: face3d.ExpressionBasis, progress: bool) -> tuple[Path, Path | None]:
-    """Adapt the prior to this video with ``deadlib.train.adapt.adapt`` → (checkpoint, style file or None)."""
+              a2e, basis: face3d.ExpressionBasis, progress: bool,
+              on_step: Callable[[int, int], None] | None = None) -> tuple[Path, Path | None]:
+    """Adapt the prior to this video with ``deadlib.train.adapt.adapt`` → (checkpoint, style file or None).
+    ``on_step(step, steps)`` after every training step; raising from it stops the adaptation, whose
+    folder keeps its last checkpoint: the next dub of the same video resumes there."""
     from deadlib.data.dataset import WindowDataset
     from deadlib.train.adapt import adapt, adapt_config
 
@@ -126,7 +129,7 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
     run_key = _digest(sha256_file(prior), cfg.to_dict(), sorted(usable or prior_names))
     out_dir = folder.parent.parent / f"adapt_n{n_frames}_s{cfg.steps}_m{ratio:g}_{run_key}"
     adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir, ratio,
-          progress=progress, make_dataset=make)
+          progress=progress, make_dataset=make, on_step=on_step)
     style_path = None
     if info.get("has_audio") and int(adapt_cfg["style_steps"]) > 0:
         a2e_cfg = a2e_settings(profile, params=params)

@@ -215,6 +215,39 @@ def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
             + "\nMean over actors. " + _source(f"{folder}/*.json"))
 
 
+def _precise(value: Any) -> str:
+    """10 significant digits: a rerun that agrees to 8 digits must not look identical."""
+    if isinstance(value, str):
+        return value
+    return f"{value:.10g}" if isinstance(value, float) and not value.is_integer() else _fmt(value)
+
+
+def reruns_block(root: Path, folder: str = "metrics/reruns") -> str:
+    """Every rerun record (``python -m deadlib.tools.rerun_record``): which outputs were byte-identical
+    and every metric of every rerun stage, recorded vs rerun, with the relative difference."""
+    files = sorted((root / folder).glob("*.json")) if (root / folder).is_dir() else []
+    if not files:
+        return f"_No rerun record in `{folder}` yet (`python -m deadlib.tools.rerun_record`)._\n"
+    out = []
+    for path in files:
+        r = json.loads(path.read_text())
+        lines = [f"**{r['name']}**: rerun on {r['rerun_date']} ({r['rerun_machine']}) vs the record of "
+                 f"commit {r['recorded_commit']} ({r['recorded_on']}).\n"]
+        rows = []
+        for stage, e in r["stages"].items():
+            same = "same" if e["code_deps_identical"] and e["params_identical"] else "**different**"
+            upstream = ", ".join(f"`{d}` {'identical' if ok else 'differs'}" for d, ok in e["upstream_data_identical"].items())
+            outs = ", ".join(f"`{p}` {'identical' if ok else 'differs'}" for p, ok in e["outs_identical"].items())
+            lines.append(f"- `{stage}`: code and params {same}; inputs: {upstream or '—'}; outputs: {outs}.")
+            for metric, m in e["metrics"].items():
+                rel = m["relative_difference"]
+                rows.append([f"`{stage}`", metric, _precise(m["recorded"]), _precise(m["rerun"]),
+                             "—" if rel is None else ("0" if rel == 0 else f"{rel:.1e}")])
+        out.append("\n".join(lines) + "\n\n"
+                   + markdown_table(["stage", "metric", "recorded", "rerun", "relative difference"], rows))
+    return "\n".join(out) + "\n" + _source(f"{folder}/*.json")
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -233,6 +266,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_study_actors": lambda root: actor_table(root, "real_study", "real/metrics/adapt"),
     "real_style": lambda root: style_block(root, "real/metrics/style"),
     "real_reenact": reenact_block,
+    "reruns": reruns_block,
 }
 
 

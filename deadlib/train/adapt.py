@@ -76,15 +76,15 @@ def _prior_state(prior_ckpt: str | os.PathLike, cfg: TrainConfig, identity: str,
 def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cfg: TrainConfig | Mapping,
           cache_root: str | os.PathLike, splits: Mapping | str | os.PathLike, out_dir: str | os.PathLike,
           mixed_ratio: float = 1.0, progress: bool = True, make_dataset: Callable[..., Dataset] | None = None,
-          ctx: DistContext | None = None) -> dict[str, Any]:
+          ctx: DistContext | None = None, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train one cell: ``identity`` on its first ``n_frames`` train frames for at most ``cfg.steps``
     steps (validated on its validation span; ``info['selected_step']`` is the step whose weights it
     ends on, ``info['steps']`` the steps trained).
 
     ``prior_ckpt`` None = from scratch (baseline). ``splits``: the prior identities mixed in at
     ``mixed_ratio`` generic:actor windows (0 = none). Checkpoint and DVCLive logs go to
-    ``out_dir`` (a rerun resumes / returns at once). Returns train()'s result plus ``info``
-    (numbers for the metrics file) and the datasets.
+    ``out_dir`` (a rerun resumes / returns at once). ``on_step``: train()'s per-step hook. Returns
+    train()'s result plus ``info`` (numbers for the metrics file) and the datasets.
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
     ctx = ctx or current_context(cfg.device)
@@ -111,7 +111,7 @@ def adapt(prior_ckpt: str | os.PathLike | None, identity: str, n_frames: int, cf
         initial = _prior_state(prior_ckpt, cfg, identity, ctx.device)
     start = time.perf_counter()
     result = train(cfg, data, val, out_dir, resume=True, progress=progress, identities=data.names,
-                   initial_state=initial, ctx=ctx)
+                   initial_state=initial, ctx=ctx, on_step=on_step)
     seconds = time.perf_counter() - start
     done = result["last_step"] - result["start_step"]
     chosen = result["selection"] or {}

@@ -485,7 +485,7 @@ def _restore_best(state: TrainState, selection: Selection, ckpt_path: Path, cfg:
 def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Dataset | None,
           out_dir: str | os.PathLike, resume: bool = True, progress: bool = True,
           identities: list[str] | None = None, initial_state: TrainState | None = None,
-          ctx: DistContext | None = None) -> dict[str, Any]:
+          ctx: DistContext | None = None, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train to ``cfg.steps`` optimiser steps, logging to ``out_dir/dvclive`` and checkpointing to
     ``out_dir/checkpoint.pt``; resumes from that checkpoint when present and ``resume``
     (``"matching"``: only one written with the same settings).
@@ -499,6 +499,10 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
 
     With ``cfg.select_metric`` the run ends on the weights (and checkpoint) of its best validation
     step, ``step`` is that step and ``selection`` says where it stopped (``deadlib.train.selection``).
+
+    ``on_step(step, cfg.steps)`` is called on the main process after every optimiser step (e.g. a
+    progress bar in the dubbing studio); it may raise to stop a single-process run, which keeps its
+    last checkpoint so that a rerun resumes from it. It changes nothing in the training.
     """
     from dvclive import Live
 
@@ -566,6 +570,8 @@ def train(cfg: TrainConfig | Mapping, dataset_train: Dataset, dataset_val: Datas
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(l1=f"{logs['l1']:.4f}", refresh=False)
+            if on_step is not None and ctx.is_main:
+                on_step(step, cfg.steps)
             if selection is not None and selection.out_of_patience:
                 break
     finally:

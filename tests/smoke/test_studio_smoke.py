@@ -128,15 +128,43 @@ def test_cancel_leaves_no_file_and_the_next_run_works(world, tmp_path):
     assert "written" in msg and out.is_file() and studio.runs_started == 2
 
 
-def test_adapt_now_reports_its_stage_and_takes_the_slider(world, tmp_path):
+def test_adapt_now_reports_each_step_can_be_cancelled_and_resumes(world, tmp_path):
+    """Adapt-now shows its own progress (one report per training step, the bar counting steps); a
+    cancel mid-adaptation stops within a step and writes nothing; the next dub resumes the adaptation
+    from its last checkpoint (step 4 of 8 here; test_train.py::test_killed_run_resumes_exactly shows
+    that a resumed run ends where an uninterrupted one does)."""
     studio = make_studio(world, tmp_path / "out")
+    studio.overrides = {**studio.overrides, "adapt": {"steps": 8}}  # smoke adapt checkpoints every 4 steps
     studio.identity.value = ADAPT_NOW
     assert not studio.adapt_frames.disabled
     studio.adapt_frames.value = 25
+    show, seen, bars = studio._on_progress, [], []
+
+    def record(stage, done, total, cancel_at=None):
+        show(stage, done, total)
+        seen.append((stage, done, total))
+        if stage == "adapt" and done > 0:
+            bars.append((studio.bar.value, studio.bar.max, studio.stage.value))
+        if cancel_at is not None and stage == "adapt" and done == cancel_at:
+            studio.cancel()
+
+    studio._on_progress = lambda *a: record(*a, cancel_at=6)
+    msg = run(studio, studio.start_dub)
+    out = Path(studio.out.value)
+    assert "cancelled during adapt" in msg, getattr(studio, "last_traceback", msg)
+    steps = next(t for s, d, t in seen if s == "adapt" and d > 0)
+    assert [d for s, d, _ in seen if s == "adapt"] == [0, 1, 2, 3, 4, 5, 6] and steps == 8
+    assert bars[-1][:2] == (6, 8) and "adapt 6/8" in bars[-1][2]
+    assert not out.exists() and studio.result is None
+
+    seen.clear()
+    studio._on_progress = record
     msg = run(studio, studio.start_dub)
     assert "written" in msg, getattr(studio, "last_traceback", msg)
+    adapt_steps = [d for s, d, _ in seen if s == "adapt"]
+    assert adapt_steps == [0, 5, 6, 7, 8]  # resumed from the checkpoint of step 4, not restarted
     assert studio.stages_seen == ["check", "prepare", "adapt", "audio2expr", "render"]
-    assert studio.result.checkpoint.parent.name.startswith("adapt_n25_")  # the slider's frame count was used
+    assert studio.result.checkpoint.parent.name.startswith("adapt_n25_s8_")  # the slider's frame count was used
     assert studio.result.identity.startswith("dub_") and studio.result.out.is_file()
 
 

@@ -46,9 +46,13 @@ def test_one_line_keeps_dub_messages_and_shortens_others():
     assert S.one_line(RuntimeError("boom\n  at frame 3")) == "unexpected RuntimeError: boom"
 
 
-def test_eta_counts_frames_only_while_rendering():
+def test_eta_counts_steps_while_adapting_and_frames_while_rendering():
     assert S.eta_text("render", 25, 100, 10.0) == "render 25/100 · 10 s · ETA 30 s"
     assert S.eta_text("prepare", 0, 1, 3.2) == "prepare · 3 s"
+    # the ETA comes from the stage's own pace, not from the time the stages before it took
+    assert S.eta_text("adapt", 20, 100, 70.0, 10.0) == "adapt 20/100 · 70 s · ETA 40 s"
+    assert S.eta_text("render", 50, 100, 300.0, 5.0) == "render 50/100 · 300 s · ETA 5 s"
+    assert S.eta_text("adapt", 0, 1, 3.0) == "adapt · 3 s"  # the stage's start, before a step count is known
 
 
 def test_overlay_draws_box_and_tints_masks():

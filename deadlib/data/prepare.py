@@ -341,7 +341,8 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
         chunks = [np.arange(k, min(k + raster_cfg["batch"], len(idx))) for k in range(0, len(idx), raster_cfg["batch"])]
         rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]))
         run = pool.map if pool is not None else map  # chunks in parallel processes: pytorch3d holds the GIL
-        for at, (u, m) in zip(chunks, run(face3d.raster_maps, [mesh_crop[idx[c]] for c in chunks], *rest)):
+        meshes = (mesh_crop[idx[c]] for c in chunks)  # lazy: one chunk's (k, 468, 3) copy at a time (map)
+        for at, (u, m) in zip(chunks, run(face3d.raster_maps, meshes, *rest)):
             out.write(idx[at], u, m)  # u (k, S, S, 2) float16, m (k, S, S) uint8
             lips_in_mask.append(face3d.lips_in_mouth_mask(tracked[at], m))
             here = np.isin(sample, idx[at])  # the check's sample frames in this chunk

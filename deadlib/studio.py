@@ -52,6 +52,12 @@ REPO = Path(__file__).resolve().parents[1]
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg")
 STAGES = ("check", "prepare", "adapt", "audio2expr", "render")
 COUNTED_STAGES = ("adapt", "render")  # stages that report done/total of their own work (steps, frames)
+
+
+def counts_work(stage: str, total: int) -> bool:
+    """True where ``stage`` reports done/total of its own work (adapt: steps, render: frames) rather than
+    its start (total 1)."""
+    return stage in COUNTED_STAGES and total > 1
 PATH_KEYS = ("a2e", "basis", "prior", "prior_cache", "cache_dir")  # dub settings that are paths
 EMBED_LIMIT = 40 << 20  # larger videos are linked by path, not embedded in the page
 
@@ -116,7 +122,7 @@ def eta_text(stage: str, done: int, total: int, elapsed: float, stage_elapsed: f
     """'render 40/125 · 12 s · ETA 25 s': ``elapsed`` since the dub started; the count and the ETA
     (from ``stage_elapsed``, the seconds this stage has run) where the stage counts its work —
     adapt its training steps, render its output frames."""
-    counted = stage in COUNTED_STAGES and total > 1
+    counted = counts_work(stage, total)
     text = f"{stage} {done}/{total}" if counted else stage
     text += f" · {elapsed:.0f} s"
     if counted and 0 < done < total:
@@ -513,7 +519,7 @@ class Studio:
             self._stage_t0 = now
         if stage not in COUNTED_STAGES or done in (0, total) or now - self._last_update > 0.25:
             self._last_update = now
-            counted = stage in COUNTED_STAGES and total > 1
+            counted = counts_work(stage, total)
             self.bar.max, self.bar.value = (total, done) if counted else (len(STAGES), STAGES.index(stage))
             self.stage.value = html.escape(eta_text(stage, done, total, now - self._t0, now - self._stage_t0))
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from deadlib.core.files import write_json
 from deadlib.tools.machine import describe
 
 RECORD_DIR = "metrics/reruns"
@@ -58,7 +59,7 @@ def compare_stage(stage: str, recorded_lock: dict, rerun_lock: dict, recorded_me
     if stage not in recorded_lock.get("stages", {}) or stage not in rerun_lock.get("stages", {}):
         raise SystemExit(f"error: stage {stage!r} is missing from one of the two dvc.lock files")
     old, new = recorded_lock["stages"][stage], rerun_lock["stages"][stage]
-    old_deps, new_deps = _hashes(old.get("deps")), _hashes(new.get("deps"))
+    old_deps, new_deps, new_outs = _hashes(old.get("deps")), _hashes(new.get("deps")), _hashes(new.get("outs"))
     code_deps = sorted((set(old_deps) | set(new_deps)) - data_deps)
     changed_code = [d for d in code_deps if old_deps.get(d) != new_deps.get(d)]
     entry: dict[str, Any] = {
@@ -66,7 +67,7 @@ def compare_stage(stage: str, recorded_lock: dict, rerun_lock: dict, recorded_me
         "changed_code_deps": changed_code,
         "params_identical": old.get("params") == new.get("params"),
         "upstream_data_identical": {d: old_deps.get(d) == new_deps.get(d) for d in sorted(data_deps & set(old_deps))},
-        "outs_identical": {p: md5 == _hashes(new.get("outs")).get(p) for p, md5 in _hashes(old.get("outs")).items()},
+        "outs_identical": {p: md5 == new_outs.get(p) for p, md5 in _hashes(old.get("outs")).items()},
         "metrics": {},
     }
     if recorded_metrics is not None and rerun_metrics is not None:
@@ -122,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=Path(__file__).resolve().parents[2], type=Path)
     args = parser.parse_args(argv)
     result = record(args.root, args.name, args.stages, args.recorded_ref, args.recorded_on)
-    out = args.root / RECORD_DIR / f"{args.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    out = write_json(args.root / RECORD_DIR / f"{args.name}.json", result)
     print(f"wrote {out.relative_to(args.root)}")
     return 0
 

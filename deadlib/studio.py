@@ -51,6 +51,7 @@ from deadlib.dub.person import prepare_cached
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg")
 STAGES = ("check", "prepare", "adapt", "audio2expr", "render")
+ADAPT_NOW_LABEL = "adapt now (adapt the prior to this video)"  # the identity picker's adapt-now entry
 COUNTED_STAGES = ("adapt", "render")  # stages that report done/total of their own work (steps, frames)
 
 
@@ -96,6 +97,20 @@ def find_identities(models_root: Path, cache_dir: Path | None = None) -> list[tu
         for p in sorted(Path(cache_dir).glob("*/adapt_*/checkpoint.pt")):
             found.append((f"adapt-now {p.parent.parent.name[:8]}/{p.parent.name}", str(p.parent)))
     return found
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Delete the half-written copies of ``out`` that an interrupted dub left beside it → their paths.
+
+    The dub writes ``out`` through ``deadlib.core.files.atomic_output`` (a ``.<stem>.<8 hex>.partial<suffix>``
+    sibling renamed over ``out`` at the end, deleted on any error); only a killed process (a kernel shut
+    down or restarted mid-dub) leaves one behind. The studio runs one dub at a time, so a sibling that
+    exists when a dub starts is such a leftover: removing it never touches a finished file."""
+    pattern = re.compile(rf"\.{re.escape(out.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(out.suffix)}")
+    stale = [p for p in out.parent.glob(f".{out.stem}.*") if pattern.fullmatch(p.name)] if out.parent.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return sorted(stale)
 
 
 def save_upload(value, folder: Path) -> list[Path]:
@@ -150,10 +165,15 @@ def overlay(frame: np.ndarray, box: tuple[float, float, float, float] | None, lo
 
 
 def wipe(before: np.ndarray, after: np.ndarray, split: float) -> np.ndarray:
-    """Before/after comparison: ``before`` left of ``split`` × width, ``after`` right, a white seam."""
-    h, w = min(before.shape[0], after.shape[0]), min(before.shape[1], after.shape[1])
+    """Before/after comparison at ``before``'s size: ``before`` left of ``split`` × width, ``after``
+    (scaled to the same size: the two frames are read at different reductions) right, a white seam."""
+    import cv2
+
+    h, w = before.shape[:2]
+    if after.shape[:2] != (h, w):
+        after = cv2.resize(after, (w, h), interpolation=cv2.INTER_AREA)
     x = int(round(np.clip(split, 0, 1) * w))
-    out = np.concatenate([before[:h, :x], after[:h, x:w]], axis=1)
+    out = np.concatenate([before[:, :x], after[:, x:]], axis=1)
     out[:, max(x - 1, 0):x + 1] = 255
     return out
 
@@ -311,6 +331,7 @@ class Studio:
         self.runs_started, self.check_result, self.result, self.curves, self.sync = 0, None, None, None, None
         self.stages_seen: list[str] = []  # stages the last dub reported (check, prepare, adapt, audio2expr, render)
         self.last_traceback = ""  # of the last unexpected error (the widget shows one line)
+        self.stale_removed: list[Path] = []  # half-written dubs of the output path removed by the last dub
         self._frames: tuple[np.ndarray, np.ndarray] | None = None
         self._t0, self._last_update, self._stage_t0 = 0.0, 0.0, 0.0
 
@@ -392,7 +413,7 @@ class Studio:
         self.audio.options = [(p.name if p.parent.name in ("clips", "synthetic") else f"{p.parent.name}/{p.name}", str(p))
                               for p in sounds]
         found = find_identities(self.models_root, Path(self.settings()["cache_dir"]))
-        self.identity.options = [("adapt now (adapt the prior to this video)", ADAPT_NOW)] + found
+        self.identity.options = [(ADAPT_NOW_LABEL, ADAPT_NOW)] + found
         if self.video.value is None and videos:  # a held-out synthetic actor, else the first clip
             self.video.value = str(next((p for p in videos if p.stem.startswith("synth_h")), videos[0]))
         if self.audio.value is None and sounds:  # a speech file, else another video's sound
@@ -528,6 +549,7 @@ class Studio:
         out = Path(self.out.value.strip() or self.out_dir / "dub.mp4")
         if out.parent == self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stale_removed = remove_stale_partials(out)  # left by a kernel killed mid-dub
         self.runs_started += 1
         self.stages_seen = []
         self.result_box.layout.display = "none"

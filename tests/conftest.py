@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_CLIPS = Path(os.environ.get("DEAD_SHARED_CLIPS", REPO.parent / "shared" / "clips"))
+from support import REPO, SHARED_CLIPS
 
 # The test models are tiny: one torch thread is as fast as two on a quiet 2-core machine and
 # several times faster when other work shares the cores (measured), so every test runs with one.

@@ -15,6 +15,7 @@ from deadlib.core.config import settings_with, stage_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent   # the venv's dvc / papermill
+SHARED_CLIPS = Path(os.environ.get("DEAD_SHARED_CLIPS", REPO.parent / "shared" / "clips"))  # real clips (may be absent)
 
 
 def run_in(cwd: Path, *args, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:

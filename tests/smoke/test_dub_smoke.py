@@ -18,7 +18,6 @@ correlations are printed (pytest -s).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import SHARED_CLIPS
 
 from deadlib.data.audio import speech_energy
 from deadlib.data.dataset import load_cache
@@ -244,7 +244,7 @@ def test_notebooks_05_and_06_run(world, tmp_path, repo_root):
     runs when ../shared/clips is there)."""
     import papermill as pm
 
-    clips = os.environ.get("DEAD_SHARED_CLIPS", str(repo_root.parent / "shared" / "clips"))  # as conftest.py
+    clips = str(SHARED_CLIPS)
     pm.execute_notebook(str(repo_root / "notebooks/05_audio2expr.ipynb"), str(tmp_path / "05.ipynb"),
                         parameters=dict(profile="smoke", cache_root=str(world["cache"]), out_dir=str(tmp_path / "a2e"),
                                         metrics_path=str(tmp_path / "a2e.json")), cwd=str(repo_root), progress_bar=False)

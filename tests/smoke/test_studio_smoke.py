@@ -15,6 +15,7 @@ The browser test skips (with the reason) only when chromium, chromedriver or sel
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -30,14 +31,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from support import SHARED_CLIPS
 
 from deadlib.data.video import probe_video, read_audio, read_video, write_video
 from deadlib.dub.dubbing import dub
-from deadlib.studio import ADAPT_NOW, Studio
+from deadlib.studio import ADAPT_NOW, ADAPT_NOW_LABEL, Studio
 
 SR, FPS = 16000, 25
 ACTOR_STEPS = 30
 BROWSER_TIMEOUT_S = 600  # the whole browser test (server start, kernel, dub) must end within this
+REAL_PICK = ("grid_bbaf2n.mp4", "vretalking_audio1.wav")  # the browser test's real face and driving voice
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -168,6 +171,85 @@ def test_adapt_now_reports_each_step_can_be_cancelled_and_resumes(world, tmp_pat
     assert studio.result.identity.startswith("dub_") and studio.result.out.is_file()
 
 
+# One studio dub in a child process, as a JupyterLab kernel runs it; with "kill_at" the process SIGKILLs
+# itself there (what a kernel shut down or restarted mid-dub gets: no Python cleanup runs). argv[1]: JSON.
+KERNEL = r"""
+import json, os, signal, sys
+from pathlib import Path
+
+import torch
+
+from deadlib.data.raster_store import RasterWriter
+from deadlib.studio import ADAPT_NOW, Studio
+
+torch.set_num_threads(1)
+cfg = json.loads(sys.argv[1])
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if cfg["kill_at"] == "raster":  # mid-prepare: once the first chunk of rasters is on disk
+    write = RasterWriter.write
+    RasterWriter.write = lambda self, *a: (write(self, *a), die())
+studio = Studio(profile="smoke", roots=[Path(cfg["raw"])], models_root=Path(cfg["models"]),
+                out_dir=Path(cfg["out"]).parent, overrides={**cfg["overrides"], "adapt": {"steps": 8}})
+studio.identity.value, studio.adapt_frames.value, studio.out.value = ADAPT_NOW, 25, cfg["out"]
+show = studio._on_progress
+
+def report(stage, done, total):
+    show(stage, done, total)
+    print("PROGRESS", stage, done, flush=True)  # the parent reads these even from a killed run
+    if [stage, done] == cfg["kill_at"]:
+        die()
+
+studio._on_progress = report
+assert studio.start_dub() and studio.wait(900)
+print(json.dumps({"message": studio.message.value, "stale_removed": [str(p) for p in studio.stale_removed],
+                  "traceback": studio.last_traceback}))
+"""
+
+
+def kernel_dub(world, cache: Path, out: Path, kill_at=None) -> dict:
+    """Run KERNEL → its JSON report (none when it was killed where asked) + "seen": the (stage, done) it reported."""
+    cfg = {"raw": str(world["raw"]), "models": str(world["models"]), "out": str(out), "kill_at": kill_at,
+           "overrides": {**world["overrides"], "cache_dir": str(cache)}}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DEAD_PROGRESS": "off", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", KERNEL, json.dumps(cfg)], capture_output=True, text=True,
+                          timeout=900, env=env, cwd=Path(__file__).resolve().parents[2])
+    lines = done.stdout.strip().splitlines()
+    seen = [(w[1], int(w[2])) for w in (line.split() for line in lines if line.startswith("PROGRESS "))]
+    if kill_at is not None:
+        assert done.returncode == -signal.SIGKILL, f"not killed at {kill_at}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        return {"seen": seen}
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {**json.loads(lines[-1]), "seen": seen}
+
+
+def adapt_steps(run: dict) -> list[int]:
+    return [d for s, d in run["seen"] if s == "adapt"]
+
+
+def test_a_kernel_killed_mid_dub_leaves_no_file_and_the_next_dub_is_the_same(world, tmp_path):
+    """Closing the notebook mid-run: a kernel killed while preparing (rasters half written), while
+    adapting (step 6 of 8) and while rendering (frame 40) leaves no output file; the next dub in that
+    cache removes the killed render's half-written mp4, resumes the adaptation from its step-4
+    checkpoint and writes the same bytes as an uninterrupted dub in a fresh cache."""
+    reference = kernel_dub(world, tmp_path / "cache_ref", tmp_path / "ref" / "dub.mp4")
+    assert "written" in reference["message"], reference["traceback"]
+    cache, out = tmp_path / "cache", tmp_path / "out" / "dub.mp4"
+    killed = {kill_at if isinstance(kill_at, str) else kill_at[0]: kernel_dub(world, cache, out, kill_at)
+              for kill_at in ("raster", ["adapt", 6], ["render", 40])}
+    assert killed["raster"]["seen"][-1] == ("prepare", 0) and not out.exists()
+    assert adapt_steps(killed["adapt"]) == [0, 1, 2, 3, 4, 5, 6]  # the preparation was redone, then killed at 6
+    assert adapt_steps(killed["render"]) == [0, 5, 6, 7, 8]  # resumed from the step-4 checkpoint, not restarted
+    assert killed["render"]["seen"][-1] == ("render", 40) and not out.exists()
+    half = [p.name for p in out.parent.iterdir()]
+    assert len(half) == 1 and ".partial" in half[0]  # the killed render's mp4, never renamed to dub.mp4
+    again = kernel_dub(world, cache, out)
+    assert "written" in again["message"], again["traceback"]
+    assert [Path(p).name for p in again["stale_removed"]] == half and adapt_steps(again) == [0]  # adapted: cached
+    assert out.read_bytes() == (tmp_path / "ref" / "dub.mp4").read_bytes()
+    assert [p.name for p in out.parent.iterdir()] == ["dub.mp4"]
+    assert not [p for p in cache.rglob("*") if "partial" in p.name]
+
+
 def test_progress_and_cancel_hooks_leave_the_dub_bytes_unchanged(world, tmp_path):
     """dub's on_progress / cancel hooks (what the studio passes) change nothing in the output file."""
     args = (world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p01.mp4", world["actor"])
@@ -289,8 +371,12 @@ def test_studio_in_jupyterlab_with_headless_chromium(world, tmp_path, repo_root)
     left = lambda: max(5.0, deadline - time.monotonic())  # noqa: E731
     served, logs, out_dir = tmp_path / "lab", tmp_path / "logs", tmp_path / "out"
     served.mkdir(), logs.mkdir()
+    # a real face and another speaker's voice from ../shared/clips, adapted now; the synthetic world without them
+    real = SHARED_CLIPS.is_dir() and all((SHARED_CLIPS / f).is_file() for f in REAL_PICK)
+    video, audio, identity = REAL_PICK + (ADAPT_NOW,) if real else ("raw/synth_h00.mp4", "raw/synth_p01.mp4", None)
+    roots = [str(world["raw"])] + ([str(SHARED_CLIPS)] if real else [])
     nb = nbformat.read(repo_root / "notebooks" / "07_studio.ipynb", as_version=4)
-    values = dict(profile="smoke", params_path=str(repo_root / "params.yaml"), media_roots=[str(world["raw"])],
+    values = dict(profile="smoke", params_path=str(repo_root / "params.yaml"), media_roots=roots,
                   models_root=str(world["models"]), out_dir=str(out_dir), overrides=world["overrides"])
     at = next(k for k, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell("".join(f"{k} = {v!r}\n" for k, v in values.items())))
@@ -338,12 +424,16 @@ def test_studio_in_jupyterlab_with_headless_chromium(world, tmp_path, repo_root)
             return Select(studio.find_element(By.XPATH, f".//div[contains(@class,'widget-dropdown')][label[text()='{label}']]//select"))
 
         wait(60).until(lambda d: len(dropdown("video").options) >= 3)
-        dropdown("video").select_by_visible_text("raw/synth_h00.mp4")
-        dropdown("audio").select_by_visible_text("raw/synth_p01.mp4")
-        wait(30).until(lambda d: "synth_h00__synth_p01.mp4" in studio.find_element(
+        dropdown("video").select_by_visible_text(video)
+        dropdown("audio").select_by_visible_text(audio)
+        out = out_dir / f"{Path(video).stem}__{Path(audio).stem}.mp4"
+        wait(30).until(lambda d: out.name in studio.find_element(
             By.XPATH, ".//div[contains(@class,'widget-text')][label[text()='output']]//input").get_attribute("value"))
         assert dropdown("profile").first_selected_option.text == "smoke"
+        if identity is not None:
+            dropdown("identity").select_by_visible_text(ADAPT_NOW_LABEL)
         assert dropdown("identity").first_selected_option.get_attribute("value") is not None
+        print(f"dubbing {video} with {audio}, identity: {dropdown('identity').first_selected_option.text}")
         studio.find_element(By.XPATH, ".//button[normalize-space()='Dub']").click()
         try:
             wait(BROWSER_TIMEOUT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".dead-studio .dead-studio-output")
@@ -352,7 +442,6 @@ def test_studio_in_jupyterlab_with_headless_chromium(world, tmp_path, repo_root)
             pytest.fail(f"no result in the page: {studio.text[-500:]}")
         errors = driver.find_elements(By.CSS_SELECTOR, ".dead-studio .dead-studio-error")
         assert not errors, errors[0].text
-        out = out_dir / "synth_h00__synth_p01.mp4"
         assert out.is_file() and probe_video(out).has_audio
         players = driver.find_elements(By.CSS_SELECTOR, ".dead-studio-player video")
         assert [p.get_attribute("class") for p in players] == ["dead-studio-original", "dead-studio-dubbed"]

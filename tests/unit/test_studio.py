@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from deadlib import studio as S
+from deadlib.core.files import atomic_output
 from deadlib.data.video import write_audio, write_video
 from deadlib.dub.dubbing import DubInputError
 
@@ -55,6 +56,22 @@ def test_eta_counts_steps_while_adapting_and_frames_while_rendering():
     assert S.eta_text("adapt", 0, 1, 3.0) == "adapt · 3 s"  # the stage's start, before a step count is known
 
 
+def test_stale_partials_of_the_output_are_removed_and_nothing_else(tmp_path):
+    out = tmp_path / "clip__voice.mp4"
+    with pytest.raises(FileNotFoundError):  # the leftover removed under a running writer: it cannot finish
+        with atomic_output(out) as tmp:  # the dub's own writer names the half-written file
+            tmp.write_bytes(b"half an mp4")
+            assert S.remove_stale_partials(out) == [tmp] and not tmp.exists()
+    keep = [out, tmp_path / ".clip__voice.notahex0.partial.mp4", tmp_path / ".clip__voice.1a2b3c4d.partial.wav",
+            tmp_path / ".other.1a2b3c4d.partial.mp4", tmp_path / "clip__voice.1a2b3c4d.partial.mp4"]
+    for p in keep:
+        p.write_bytes(b"x")
+    left = tmp_path / ".clip__voice.1a2b3c4d.partial.mp4"
+    left.write_bytes(b"killed mid-write")
+    assert S.remove_stale_partials(out) == [left] and all(p.exists() for p in keep)
+    assert S.remove_stale_partials(tmp_path / "missing" / "x.mp4") == []
+
+
 def test_overlay_draws_box_and_tints_masks():
     frame = np.full((40, 60, 3), 100, np.uint8)
     lower, mouth = np.zeros((40, 60), bool), np.zeros((40, 60), bool)
@@ -71,6 +88,13 @@ def test_wipe_splits_before_and_after():
     before, after = np.zeros((4, 10, 3), np.uint8), np.full((4, 10, 3), 50, np.uint8)
     out = S.wipe(before, after, 0.3)
     assert (out[:, :2] == 0).all() and (out[:, 2:4] == 255).all() and (out[:, 4:] == 50).all()
+    # the dub is read at another reduction than the source frame: the same picture at another scale
+    before = np.zeros((40, 50, 3), np.uint8)
+    before[:, 25:] = 200
+    after = np.zeros((80, 100, 3), np.uint8)
+    after[:, 50:] = 100
+    out = S.wipe(before, after, 0.6)  # left of x=30: before; right: after, scaled to 40 × 50
+    assert out.shape == before.shape and (out[:, 25:29] == 200).all() and (out[:, 31:] == 100).all()
 
 
 def test_relative_setting_paths_resolve_against_the_repository():

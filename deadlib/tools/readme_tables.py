@@ -23,7 +23,6 @@ import json
 import re
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +45,7 @@ from deadlib.eval.study import (
     summarise,
 )
 from deadlib.reenact.selfdub import DRIVES
+from deadlib.tools.findings import actor_means, actor_pairs, better, study_findings
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
@@ -124,30 +124,23 @@ def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/
     with three actors an average can hide a person for whom the prior loses, so the sign is shown
     per person and counted."""
     _, rows = _study_cells(root, section, metrics_dir)
-    runs: dict[tuple[str, int, str], list[dict]] = defaultdict(list)
-    for row in rows:
-        if row["label"] in ("Ours", "Baseline"):
-            runs[(row["identity"], int(row["n_frames"]), row["label"])].append(row)
-    pairs = sorted({(ident, n) for ident, n, _ in runs if (ident, n, "Ours") in runs and (ident, n, "Baseline") in runs},
-                   key=lambda k: (k[1], k[0]))
+    pairs = actor_pairs(rows)
     if not pairs:
         return f"_No actor of `{metrics_dir}` has both an Ours and a Baseline cell yet._\n"
     table, wins = [], {m: [0, 0] for m in ACTOR_METRICS}
-    for ident, n in pairs:
+    for (ident, n), cells_of in pairs.items():
         cells = []
         for m in ACTOR_METRICS:
-            ours, base = (mean_ci([r.get(m) for r in runs[(ident, n, label)]])[0] for label in ("Ours", "Baseline"))
+            ours, base = actor_means(cells_of, m)
             if ours is None or base is None:
                 cells.append("—")
                 continue
-            better = ours < base if m in LOWER_IS_BETTER else ours > base
-            wins[m][0] += better
+            wins[m][0] += bool(better(m, ours - base))
             wins[m][1] += 1
             digits = 3 if "ssim" in m else 2
             cells.append(f"{ours:.{digits}f} vs {base:.{digits}f} ({ours - base:+.{digits}f})")
-        seeds = len(runs[(ident, n, "Ours")])
-        table.append([ident, str(n), str(seeds), *cells,
-                      " · ".join(_steps(runs[(ident, n, label)]) for label in ("Ours", "Baseline"))])
+        table.append([ident, str(n), str(len(cells_of["Ours"])), *cells,
+                      " · ".join(_steps(cells_of[label]) for label in ("Ours", "Baseline"))])
     header = ["actor", "N", "seeds", *[m + (" ↓" if m in LOWER_IS_BETTER else " ↑") for m in ACTOR_METRICS],
               "steps kept / trained (Ours · Baseline)"]
     tally = "; ".join(f"{m} {w} of {k}" for m, (w, k) in wins.items())
@@ -156,6 +149,23 @@ def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/
             "Steps: the validation-selected step whose weights were scored / the steps trained before "
             "patience ran out (or the budget). "
             + _source(f"{metrics_dir}/*.json"))
+
+
+def findings_block(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt",
+                   dub: str | None = "metrics/dub.json") -> str:
+    """The study's findings in sentences (deadlib.tools.findings), from the same cells as the tables."""
+    study, rows = _study_cells(root, section, metrics_dir)
+    if not rows:
+        return f"_No cell of `{metrics_dir}` exists yet: run the study stages._\n"
+    params = load_params(root / "params.yaml")
+    sizes = sorted({int(r["n_frames"]) for r in rows if r["label"] in ("Baseline", "Ours")})
+    summary = summarise([*rows, *derived_rows(rows)], CURVE_METRICS)
+    dub_path = root / dub if dub else None
+    dub_metrics = json.loads(dub_path.read_text()) if dub_path is not None and dub_path.is_file() else None
+    text = study_findings(rows, summary, sizes, params.get("adapt", {}).get("steps"), study.get("ablation_size"),
+                          dub_metrics)
+    sources = f"`{metrics_dir}/*.json`" + (f" and `{dub}`" if dub_metrics else "")
+    return text + f"\n_Generated from {sources} by `python -m deadlib.tools.readme_tables`._\n"
 
 
 def ablation_block(root: Path) -> str:
@@ -253,6 +263,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
     "study": study_tables,
     "study_actors": actor_table,
+    "findings": findings_block,
     "ablation": ablation_block,
     "audio2expr": lambda root: flat_table(root, "metrics/train_audio2expr.json"),
     "style": style_block,
@@ -264,6 +275,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_audio2expr": lambda root: flat_table(root, "real/metrics/train_audio2expr.json"),
     "real_study": lambda root: study_tables(root, "real_study", "real/metrics/adapt"),
     "real_study_actors": lambda root: actor_table(root, "real_study", "real/metrics/adapt"),
+    "real_findings": lambda root: findings_block(root, "real_study", "real/metrics/adapt", None),
     "real_style": lambda root: style_block(root, "real/metrics/style"),
     "real_reenact": reenact_block,
     "reruns": reruns_block,

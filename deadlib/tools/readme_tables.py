@@ -45,7 +45,13 @@ from deadlib.eval.study import (
     summarise,
 )
 from deadlib.reenact.selfdub import DRIVES
-from deadlib.tools.findings import actor_means, actor_pairs, better, study_findings
+from deadlib.tools.findings import (
+    actor_means,
+    actor_pairs,
+    better,
+    reenact_findings,
+    study_findings,
+)
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
@@ -258,6 +264,20 @@ def reruns_block(root: Path, folder: str = "metrics/reruns") -> str:
     return "\n".join(out) + "\n" + _source(f"{folder}/*.json")
 
 
+def reenact_findings_block(root: Path, folder: str = "real/metrics/reenact",
+                           judge: str = "real/metrics/sync_expert.json") -> str:
+    """The self-reenactment findings in sentences (deadlib.tools.findings.reenact_findings)."""
+    files = sorted(f for f in (root / folder).glob("*.json") if not f.name.endswith((".settings.json", ".reasons.json"))) \
+        if (root / folder).is_dir() else []
+    if not files:
+        return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
+    reports = {f.stem: json.loads(f.read_text()) for f in files}
+    sets = list(load_params(root / "params.yaml")["reenact"]["model_sets"])
+    expert = json.loads((root / judge).read_text()) if (root / judge).is_file() else None
+    return (reenact_findings(reports, sets, expert) + f"\n_Generated from `{folder}/*.json`"
+            + (f" and `{judge}`" if expert else "") + " by `python -m deadlib.tools.readme_tables`._\n")
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -278,6 +298,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_findings": lambda root: findings_block(root, "real_study", "real/metrics/adapt", None),
     "real_style": lambda root: style_block(root, "real/metrics/style"),
     "real_reenact": reenact_block,
+    "real_reenact_findings": reenact_findings_block,
     "reruns": reruns_block,
 }
 

@@ -87,3 +87,29 @@ def test_dubbing_line_reads_the_dub_metrics():
     text = F.dubbing(metrics)
     assert "confidence 0.600 at offset 0 for the dub, 0.640 (offset 1)" in text and "pauses 0.016 (real 0.015)" in text
     assert F.dubbing({"frames": 3}) == ""
+
+
+def reenact_report(own_r: float, silence_r: float, lmd: float, lag: int, synthetic_lmd: float) -> dict:
+    r = {"test_frames": 250}
+    for s, d, vals in (("realdata", "own", (own_r, lmd, lag, 28.0)), ("realdata", "silence", (silence_r, 2.0, 0, 27.9)),
+                       ("realdata", "other", (0.05, 2.0, 0, 27.0)), ("synthetic", "own", (0.1, synthetic_lmd, 0, 27.0)),
+                       ("synthetic", "silence", (0.0, 2.0, 0, 26.0))):
+        r.update(dict(zip((f"{s}_{d}_mouth_open_r", f"{s}_{d}_lmd_mouth_px", f"{s}_{d}_mouth_lag", f"{s}_{d}_psnr_lower"),
+                          vals)))
+    return r
+
+
+def test_reenact_findings_count_targets_model_sets_and_judge_the_judge():
+    reports = {"p1": reenact_report(0.7, 0.1, 0.9, 0, 1.5), "p2": reenact_report(0.3, 0.2, 1.4, -2, 1.2)}
+    expert = {"sync_expert_heldout_rank_accuracy": 0.05, "sync_expert_heldout_rank_chance": 0.034,
+              "sync_expert_heldout_pair_accuracy": 0.5, "sync_expert_gt_offset_error_abs": 12.0}
+    text = F.reenact_findings(reports, ["realdata", "synthetic"], expert)
+    assert "mouth_open_r 0.70 / 0.30 (target ≥ 0.6: met for 1 of 2)" in text
+    assert "mouth_lag +0 / -2 (target |·| ≤ 1: met for 1 of 2)" in text
+    assert "own speech minus silence: +0.60 / +0.10" in text
+    assert "lmd_mouth_px 1 of 2 (0.90 / 1.40 vs 1.50 / 1.20)" in text  # real-data models lose on p2
+    assert "realdata +0.10 dB; synthetic +1.00 dB" in text and "other 0.05 / 0.05" in text
+    assert "under 2× chance" in text
+    expert["sync_expert_heldout_rank_accuracy"] = 0.5
+    assert "are evidence" in F.reenact_findings(reports, ["realdata", "synthetic"], expert)
+    assert F.reenact_findings({}, ["realdata"]) == ""

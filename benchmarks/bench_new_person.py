@@ -1,6 +1,6 @@
 """A new person, end to end (issue 18, goal 3), and the same person once adapted (issue 17).
 
-    .venv/bin/python benchmarks/bench_new_person.py [--models realdata|synthetic] [--seconds 10]
+    .venv/bin/python benchmarks/bench_new_person.py [--models realdata|synthetic] [--seconds 10] [--stand-in-a2e]
 
 Takes the first ``--seconds`` of a talking-head clip (default ``../shared/clips/styletalk_Obama_long50s.mp4``,
 256 px; without ``../shared``: the synthetic held-out identity ``data/raw/synth_h00.mp4``) and dubs it
@@ -79,6 +79,19 @@ def cut_inputs(root: Path, seconds: float, video: Path | None, speech: Path | No
     return clip, voice
 
 
+def stand_in_a2e(root: Path, basis_path: Path, profile: str) -> str:
+    """An UNTRAINED audio-to-expression model of the profile's size on ``basis_path`` (timing only: the
+    weights do not change the cost; the dub's mouth is then meaningless)."""
+    from deadlib.data.face3d import ExpressionBasis
+    from deadlib.train.audio2expr_stage import a2e_settings, build_model, save_a2e
+
+    basis = ExpressionBasis.load(basis_path)
+    path = root / "stand_in_a2e" / "audio2expr.pt"
+    save_a2e(path, build_model(a2e_settings(profile), basis.n_expr).eval(), basis)
+    print("!!! timing with an UNTRAINED stand-in audio-to-expression model (--stand-in-a2e)", file=sys.stderr)
+    return str(path)
+
+
 def studio_dub(clip: Path, voice: Path, out: Path, profile: str, overrides: dict) -> tuple[float, dict]:
     """The studio's Dub button on ``clip`` + ``voice`` (identity: adapt-now, served by the dub cache)."""
     from deadlib.studio import Studio
@@ -99,22 +112,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", default="default")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--adapt-frames", type=int, default=100)
+    ap.add_argument("--adapt-steps", type=int, default=None, help="default: the profile's dub.adapt.steps")
     ap.add_argument("--video", type=Path, default=None)
     ap.add_argument("--speech", type=Path, default=None, help="new speech (any audio or video file)")
     ap.add_argument("--speech-from", type=float, default=30.0, help="where in --speech the new speech starts (s)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stand-in-a2e", action="store_true",
+                    help="time with an untrained audio-to-expression model when the model set's is missing")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", RuntimeWarning)
     models = {k: str(REPO / v) for k, v in load_params(REPO / "params.yaml")["reenact"]["model_sets"][args.models].items()}
-    missing = [p for p in models.values() if not Path(p).exists()]
-    if missing:
-        raise SystemExit(f"missing {missing}: run dvc repro first (the '{args.models}' models of params reenact.model_sets)")
     with tempfile.TemporaryDirectory(prefix="bench_new_person_") as tmp:
         root = Path(tmp)
+        if args.stand_in_a2e and not Path(models["a2e"]).is_file():
+            models["a2e"] = stand_in_a2e(root, Path(models["basis"]), args.profile)
+        missing = [p for p in models.values() if not Path(p).exists()]
+        if missing:
+            raise SystemExit(f"missing {missing}: run dvc repro first (the '{args.models}' models of params "
+                             "reenact.model_sets; --stand-in-a2e replaces a missing audio-to-expression model)")
         clip, voice = cut_inputs(root, args.seconds, args.video, args.speech, args.speech_from)
-        overrides = {**models, "cache_dir": str(root / "dub_cache"), "adapt": {"frames": args.adapt_frames}}
+        adapt = {"frames": args.adapt_frames, **({"steps": args.adapt_steps} if args.adapt_steps else {})}
+        overrides = {**models, "cache_dir": str(root / "dub_cache"), "adapt": adapt}
         runs = {}
         t = time.perf_counter()
         new = dub(clip, voice, ADAPT_NOW, root / "new.mp4", profile=args.profile, progress=False, overrides=overrides)
@@ -127,7 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
     steps = dub_settings(args.profile, overrides=overrides)["adapt"]["steps"]
     lines = [f"machine: {describe()}",
              f"profile {args.profile}, models {args.models}, {new.n_frames} output frames ({args.seconds:g} s), "
-             f"adapt-now on the first {args.adapt_frames} frames ({steps} steps), {args.threads} threads",
+             f"adapt-now on the first {args.adapt_frames} frames ({steps} steps), {args.threads} threads"
+             + (", UNTRAINED stand-in audio-to-expression model" if "stand_in_a2e" in models["a2e"] else ""),
              f"{'run':<24}{'wall s':>8}" + "".join(f"{s:>11}" for s in STEPS)]
     for label, (wall, timings) in runs.items():
         lines.append(f"{label:<24}{wall:>8.1f}" + "".join(f"{timings.get(s, 0.0):>10.1f}s" for s in STEPS))

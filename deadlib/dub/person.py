@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from deadlib.core.files import write_json
 from deadlib.data import face3d
 from deadlib.data.prepare import PrepareError, prepare_video
 from deadlib.data.track import TrackError
@@ -79,7 +80,7 @@ def prepare_cached(video: Path, prep_cfg: Mapping, basis: face3d.ExpressionBasis
     except MediaError as err:
         raise DubInputError(f"--video {video}: {err}") from err
     info = {"video": str(video), "sha256": vhash, "name": name, "has_audio": has_audio}
-    ready.write_text(json.dumps(info, indent=2) + "\n")
+    write_json(ready, info)  # atomically: a dub killed here must not leave a half-written marker
     return folder, info
 
 
@@ -128,8 +129,13 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
     # changed adapt params never reuse a stale adaptation (adapt() resumes whatever it finds there).
     run_key = _digest(sha256_file(prior), cfg.to_dict(), sorted(usable or prior_names))
     out_dir = folder.parent.parent / f"adapt_n{n_frames}_s{cfg.steps}_m{ratio:g}_{run_key}"
-    adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir, ratio,
-          progress=progress, make_dataset=make, on_step=on_step)
+    finished = out_dir / "adapt_now.json"  # written once the adaptation has run all its steps
+    if not (finished.is_file() and (out_dir / "checkpoint.pt").is_file()):
+        # a dub of an adapted video skips this: adapt() would build the generic datasets and load the
+        # checkpoint only to find nothing left to train (seconds per dub)
+        result = adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir, ratio,
+                       progress=progress, make_dataset=make, on_step=on_step)
+        write_json(finished, {"steps": result["info"]["steps"], "n_frames": n_frames, "mixed_ratio": ratio})
     style_path = None
     if info.get("has_audio") and int(adapt_cfg["style_steps"]) > 0:
         a2e_cfg = a2e_settings(profile, params=params)

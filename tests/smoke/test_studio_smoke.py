@@ -131,11 +131,12 @@ def test_cancel_leaves_no_file_and_the_next_run_works(world, tmp_path):
     assert "written" in msg and out.is_file() and studio.runs_started == 2
 
 
-def test_adapt_now_reports_each_step_can_be_cancelled_and_resumes(world, tmp_path):
+def test_adapt_now_reports_each_step_can_be_cancelled_and_resumes(world, tmp_path, monkeypatch):
     """Adapt-now shows its own progress (one report per training step, the bar counting steps); a
     cancel mid-adaptation stops within a step and writes nothing; the next dub resumes the adaptation
     from its last checkpoint (step 4 of 8 here; test_train.py::test_killed_run_resumes_exactly shows
-    that a resumed run ends where an uninterrupted one does)."""
+    that a resumed run ends where an uninterrupted one does); a third dub reuses the finished adaptation
+    without calling the trainer and writes the same bytes."""
     studio = make_studio(world, tmp_path / "out")
     studio.overrides = {**studio.overrides, "adapt": {"steps": 8}}  # smoke adapt checkpoints every 4 steps
     studio.identity.value = ADAPT_NOW
@@ -169,6 +170,16 @@ def test_adapt_now_reports_each_step_can_be_cancelled_and_resumes(world, tmp_pat
     assert studio.stages_seen == ["check", "prepare", "adapt", "audio2expr", "render"]
     assert studio.result.checkpoint.parent.name.startswith("adapt_n25_s8_")  # the slider's frame count was used
     assert studio.result.identity.startswith("dub_") and studio.result.out.is_file()
+    written = studio.result.out.read_bytes()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("an adapted video was adapted again")
+
+    monkeypatch.setattr("deadlib.train.adapt.adapt", no_training)  # the finished adaptation is reused as is
+    seen.clear()
+    msg = run(studio, studio.start_dub)
+    assert "written" in msg, getattr(studio, "last_traceback", msg)
+    assert [d for s, d, _ in seen if s == "adapt"] == [0] and studio.result.out.read_bytes() == written
 
 
 # One studio dub in a child process, as a JupyterLab kernel runs it; with "kill_at" the process SIGKILLs

@@ -105,8 +105,10 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
         steps = int(adapt_cfg["steps"])
         start = int(round(cfg.loss.adv_start_step / max(cfg.steps, 1) * steps))  # same share of the budget
         cfg = dataclasses.replace(cfg, steps=steps, loss=dataclasses.replace(cfg.loss, adv_start_step=start))
-    # its "validation" is its own adaptation frames (below): nothing to select a step on
-    cfg = dataclasses.replace(cfg, select_metric=None, patience=0)
+    # its "validation" is its own adaptation frames (below): nothing to select a step on, so it is
+    # scored once, at the last step (a progress figure; evaluating does not change the weights, see
+    # tests/unit/test_train.py)
+    cfg = dataclasses.replace(cfg, select_metric=None, patience=0, eval_every=max(cfg.steps, 1))
     prior_cache = Path(dub_cfg["prior_cache"]) if dub_cfg.get("prior_cache") else None
     prior_names = inspect_checkpoint(prior, cfg.renderer, cfg.profile, "--prior")["identities"]
     usable = [n for n in prior_names if prior_cache and (prior_cache / n / "report.json").is_file()]

@@ -145,6 +145,24 @@ def test_killed_run_resumes_exactly(train_set, val_set, tmp_path, monkeypatch):
         train(make_cfg(steps=6, lambda_adv=0.5), train_set, val_set, tmp_path / "run", progress=False)
 
 
+def test_evaluating_more_or_less_often_does_not_change_training(train_set, val_set, tmp_path):
+    """adapt-now evaluates only at its last step (deadlib.dub.person): that must save time, not change weights."""
+    often = train(make_cfg(steps=4, eval_every=1), train_set, val_set, tmp_path / "often", progress=False)
+    once = train(make_cfg(steps=4, eval_every=4), train_set, val_set, tmp_path / "once", progress=False)
+    assert often["history"] == once["history"] and often["metrics"] == once["metrics"]
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in ("often", "once"))
+    def same(x, y) -> bool:  # nested state dicts / lists of tensors and numbers
+        if isinstance(x, torch.Tensor):
+            return torch.equal(x, y)
+        if isinstance(x, dict):
+            return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+        return x == y
+
+    assert all(same(a[part], b[part]) for part in ("generator", "textures", "discriminator", "opt_g"))
+
+
 def test_matching_resume_continues_a_killed_run_but_restarts_a_changed_one(train_set, val_set, tmp_path, capsys):
     run = tmp_path / "run"
     train(make_cfg(steps=2, ckpt_every=2), train_set, val_set, run, progress=False)

@@ -133,7 +133,7 @@ def prior_vs_scratch(rows: Sequence[Mapping], sizes: Sequence[int]) -> str:
             f"significant against Ours: {', '.join(against) or 'none'}; never significant: {', '.join(neither) or 'none'}. "
             f"Actor by actor (mean over seeds) Ours is better in {won} of {total} actor × N × metric comparisons of the "
             f"generated region (" + ", ".join(f"{m} {w}/{t}" for m, (w, t) in wins.items()) + "). "
-            f"On the whole crop the difference is {crop} dB PSNR: most of the crop is passed through, not generated.\n")
+            f"On the whole crop (mostly passed through, not generated) the difference is {crop} dB PSNR.\n")
 
 
 def _mean(summary: Mapping, label: str, n: int, metric: str) -> float | None:

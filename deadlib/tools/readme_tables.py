@@ -36,6 +36,7 @@ from deadlib.eval.study import (
     ablation_table,
     derived_rows,
     difference_table,
+    expected_cells,
     fmt_ci,
     load_cells,
     markdown_table,
@@ -52,6 +53,7 @@ from deadlib.tools.findings import (
     reenact_findings,
     study_findings,
 )
+from deadlib.train.study_config import parse_cell_name
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
@@ -155,6 +157,31 @@ def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/
             "Steps: the validation-selected step whose weights were scored / the steps trained before "
             "patience ran out (or the budget). "
             + _source(f"{metrics_dir}/*.json"))
+
+
+def study_status(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt", ablations: bool = True) -> str:
+    """Which of the cells the study's params ask for have a metrics file: a table built from an
+    incomplete study says so itself. ``ablations`` False: the pipeline runs no ablation cells."""
+    study = dict(load_params(root / "params.yaml")[section])
+    if not ablations:
+        study.pop("ablation_size", None)
+    expected = expected_cells(study)
+    have = {p.stem for p in (root / metrics_dir).glob("*.json")} if (root / metrics_dir).is_dir() else set()
+    missing = [name for name in expected if name not in have]
+    groups: dict[tuple[int, int, str], int] = {}
+    for name in missing:
+        cell = parse_cell_name(name) or {}
+        key = (cell.get("n_frames", 0), cell.get("seed", 0), cell.get("variant") or "")
+        groups[key] = groups.get(key, 0) + 1
+    listed = "; ".join(f"N = {n}, seed {seed}{f' ({v})' if v else ''}: {k}" for (n, seed, v), k in sorted(groups.items()))
+    grid = (f"{len(study['identities'])} actors × N {', '.join(map(str, study['sizes']))} × seeds "
+            f"{', '.join(map(str, study.get('seeds', [0])))} × {' / '.join(study.get('methods', ['prior', 'scratch']))}"
+            + (f" + 2 ablations × {len(study['identities'])} actors at N = {study['ablation_size']}"
+               if study.get("ablation_size") is not None else ""))
+    state = "**complete**" if not missing else f"**incomplete**: {len(missing)} missing ({listed})"
+    return (f"Cells asked for by `params.yaml` `{section}` ({grid}): {len(expected)}; with a metrics file in "
+            f"`{metrics_dir}`: {len(expected) - len(missing)} — {state}.\n\n"
+            + _source(f"params.yaml` and `{metrics_dir}/*.json"))
 
 
 def findings_block(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt",
@@ -284,6 +311,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "study": study_tables,
     "study_actors": actor_table,
     "findings": findings_block,
+    "study_status": study_status,
     "ablation": ablation_block,
     "audio2expr": lambda root: flat_table(root, "metrics/train_audio2expr.json"),
     "style": style_block,
@@ -296,6 +324,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_study": lambda root: study_tables(root, "real_study", "real/metrics/adapt"),
     "real_study_actors": lambda root: actor_table(root, "real_study", "real/metrics/adapt"),
     "real_findings": lambda root: findings_block(root, "real_study", "real/metrics/adapt", None),
+    "real_study_status": lambda root: study_status(root, "real_study", "real/metrics/adapt", ablations=False),
     "real_style": lambda root: style_block(root, "real/metrics/style"),
     "real_reenact": reenact_block,
     "real_reenact_findings": reenact_findings_block,

@@ -92,3 +92,20 @@ def test_refuses_to_rewrite_while_a_committed_metrics_file_is_missing(tmp_path):
     assert (tmp_path / "README.md").read_text() == readme
     assert readme_tables.main(["--root", str(tmp_path), "--allow-missing"]) == 0
     assert "does not exist yet" in (tmp_path / "README.md").read_text()
+
+
+def test_study_status_counts_the_cells_params_ask_for(tmp_path):
+    folder = tmp_path / "metrics" / "adapt"
+    folder.mkdir(parents=True)
+    (tmp_path / "params.yaml").write_text("study: {identities: [a1], sizes: [25, 100], seeds: [0, 1], "
+                                          "methods: [prior, scratch], ablation_size: 25}\n")
+    for name in ("prior_a1_n25_s0", "scratch_a1_n25_s0", "prior_a1_n100_s1", "prior_a1_n25_s0_nomix", "prior_a9_n25_s0"):
+        (folder / f"{name}.json").write_text("{}")
+    text = readme_tables.study_status(tmp_path)
+    assert "): 10; with a metrics file in `metrics/adapt`: 4 — **incomplete**: 6 missing" in text
+    assert "N = 25, seed 0 (nopost): 1; N = 25, seed 1: 2; N = 100, seed 0: 2; N = 100, seed 1: 1" in text
+    text = readme_tables.study_status(tmp_path, ablations=False)
+    assert "): 8; with a metrics file in `metrics/adapt`: 3 — **incomplete**: 5 missing" in text
+    for name in ("scratch_a1_n100_s1", "prior_a1_n100_s0", "scratch_a1_n100_s0", "prior_a1_n25_s1", "scratch_a1_n25_s1"):
+        (folder / f"{name}.json").write_text("{}")
+    assert "**complete**" in readme_tables.study_status(tmp_path, ablations=False)

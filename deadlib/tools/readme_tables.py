@@ -47,9 +47,11 @@ from deadlib.eval.study import (
 )
 from deadlib.reenact.selfdub import DRIVES
 from deadlib.tools.findings import (
+    GENERATED,
+    REENACT_TARGETS,
     actor_means,
     actor_pairs,
-    better,
+    actor_wins,
     reenact_findings,
     study_findings,
 )
@@ -68,8 +70,8 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def _source(path: str) -> str:
-    return f"_Generated from `{path}` by `python -m deadlib.tools.readme_tables`._\n"
+def _source(*paths: str) -> str:
+    return f"_Generated from {' and '.join(f'`{p}`' for p in paths)} by `python -m deadlib.tools.readme_tables`._\n"
 
 
 def flat_table(root: Path, label: str) -> str:
@@ -117,7 +119,7 @@ def study_tables(root: Path, section: str = "study", metrics_dir: str = "metrics
             + _source(f"{metrics_dir}/*.json"))
 
 
-ACTOR_METRICS = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "lmd_mouth_px")  # the generated region
+ACTOR_METRICS = GENERATED  # the generated region
 
 
 def _steps(cells: list[dict]) -> str:
@@ -135,7 +137,7 @@ def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/
     pairs = actor_pairs(rows)
     if not pairs:
         return f"_No actor of `{metrics_dir}` has both an Ours and a Baseline cell yet._\n"
-    table, wins = [], {m: [0, 0] for m in ACTOR_METRICS}
+    table = []
     for (ident, n), cells_of in pairs.items():
         cells = []
         for m in ACTOR_METRICS:
@@ -143,15 +145,13 @@ def actor_table(root: Path, section: str = "study", metrics_dir: str = "metrics/
             if ours is None or base is None:
                 cells.append("—")
                 continue
-            wins[m][0] += bool(better(m, ours - base))
-            wins[m][1] += 1
             digits = 3 if "ssim" in m else 2
             cells.append(f"{ours:.{digits}f} vs {base:.{digits}f} ({ours - base:+.{digits}f})")
         table.append([ident, str(n), str(len(cells_of["Ours"])), *cells,
                       " · ".join(_steps(cells_of[label]) for label in ("Ours", "Baseline"))])
     header = ["actor", "N", "seeds", *[m + (" ↓" if m in LOWER_IS_BETTER else " ↑") for m in ACTOR_METRICS],
               "steps kept / trained (Ours · Baseline)"]
-    tally = "; ".join(f"{m} {w} of {k}" for m, (w, k) in wins.items())
+    tally = "; ".join(f"{m} {w} of {k}" for m, (w, k) in actor_wins(pairs, ACTOR_METRICS).items())
     return (markdown_table(header, table)
             + f"\nOurs vs Baseline (Ours − Baseline), mean over seeds. Ours better in: {tally} actor × N pairs. "
             "Steps: the validation-selected step whose weights were scored / the steps trained before "
@@ -181,7 +181,7 @@ def study_status(root: Path, section: str = "study", metrics_dir: str = "metrics
     state = "**complete**" if not missing else f"**incomplete**: {len(missing)} missing ({listed})"
     return (f"Cells asked for by `params.yaml` `{section}` ({grid}): {len(expected)}; with a metrics file in "
             f"`{metrics_dir}`: {len(expected) - len(missing)} — {state}.\n\n"
-            + _source(f"params.yaml` and `{metrics_dir}/*.json"))
+            + _source("params.yaml", f"{metrics_dir}/*.json"))
 
 
 def findings_block(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt",
@@ -197,8 +197,7 @@ def findings_block(root: Path, section: str = "study", metrics_dir: str = "metri
     dub_metrics = json.loads(dub_path.read_text()) if dub_path is not None and dub_path.is_file() else None
     text = study_findings(rows, summary, sizes, params.get("adapt", {}).get("steps"), study.get("ablation_size"),
                           dub_metrics)
-    sources = f"`{metrics_dir}/*.json`" + (f" and `{dub}`" if dub_metrics else "")
-    return text + f"\n_Generated from {sources} by `python -m deadlib.tools.readme_tables`._\n"
+    return text + "\n" + _source(f"{metrics_dir}/*.json", *([dub] if dub_metrics else []))
 
 
 def ablation_block(root: Path) -> str:
@@ -218,21 +217,29 @@ def style_block(root: Path, folder: str = "metrics/style") -> str:
 
 DRIVE_LABELS = {"own": "own speech", "silence": "silence (floor)", "other": "other speaker (leak control)",
                 "tts": "espeak-ng voice"}
-REENACT_TARGETS = {"mouth_open_r": "≥ 0.6", "lmd_mouth_px": "≤ 1.0", "mouth_lag": "0 ± 1"}  # issue 14's acceptance
+TARGET_TEXT = {">=": "≥ {}", "<=": "≤ {}", "abs<=": "0 ± {}"}  # how a findings.REENACT_TARGETS rule is shown
+
+
+def _reenact_reports(root: Path, folder: str) -> dict[str, dict]:
+    """{actor: its self-reenactment metrics} of ``folder`` (no settings / reasons side files), by actor name."""
+    files = sorted((root / folder).glob("*.json")) if (root / folder).is_dir() else []
+    return {f.stem: json.loads(f.read_text()) for f in files if not f.name.endswith((".settings.json", ".reasons.json"))}
+
+
+def _no_reenact(folder: str) -> str:
+    return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
 
 
 def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
     """Self-reenactment of the real held-out actors: per actor, every metric of every model set ×
     drive next to the ground truth; then, for issue 14's target metrics, the mean over actors of
     every model set × drive."""
-    files = sorted((root / folder).glob("*.json")) if (root / folder).is_dir() else []
-    files = [f for f in files if not f.name.endswith((".settings.json", ".reasons.json"))]
-    if not files:
-        return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
+    reports = _reenact_reports(root, folder)
+    if not reports:
+        return _no_reenact(folder)
     sets = list(load_params(root / "params.yaml")["reenact"]["model_sets"])
     out, loaded = [], []
-    for path in files:
-        m = json.loads(path.read_text())
+    for actor, m in reports.items():
         columns = [(s, d) for s in sets for d in DRIVES if any(k.startswith(f"{s}_{d}_") for k in m)]
         metrics = list(dict.fromkeys(k[len(f"{s}_{d}_"):] for k in m for s, d in columns if k.startswith(f"{s}_{d}_")))
         rows = []
@@ -240,12 +247,13 @@ def reenact_block(root: Path, folder: str = "real/metrics/reenact") -> str:
             arrow = " ↓" if metric in LOWER_IS_BETTER else ""
             rows.append([metric + arrow, *[_fmt(m.get(f"{s}_{d}_{metric}")) for s, d in columns],
                          _fmt(m.get(f"groundtruth_{metric}"))])
-        out.append(f"**{path.stem}** ({m.get('test_frames')} test frames, adapted on the first "
+        out.append(f"**{actor}** ({m.get('test_frames')} test frames, adapted on the first "
                    f"{m.get('adapt_frames')} frames)\n\n"
                    + markdown_table(["metric", *[f"{s} · {d}" for s, d in columns], "real frames"], rows))
         loaded.append(m)
     summary = []
-    for metric, target in REENACT_TARGETS.items():
+    for metric, (op, limit) in REENACT_TARGETS.items():
+        target = TARGET_TEXT[op].format(limit)
         for s in sets:
             cells = []
             for d in DRIVES:
@@ -294,15 +302,12 @@ def reruns_block(root: Path, folder: str = "metrics/reruns") -> str:
 def reenact_findings_block(root: Path, folder: str = "real/metrics/reenact",
                            judge: str = "real/metrics/sync_expert.json") -> str:
     """The self-reenactment findings in sentences (deadlib.tools.findings.reenact_findings)."""
-    files = sorted(f for f in (root / folder).glob("*.json") if not f.name.endswith((".settings.json", ".reasons.json"))) \
-        if (root / folder).is_dir() else []
-    if not files:
-        return f"_No file in `{folder}` yet: run `dvc repro real/dvc.yaml` (its reenact stages)._\n"
-    reports = {f.stem: json.loads(f.read_text()) for f in files}
+    reports = _reenact_reports(root, folder)
+    if not reports:
+        return _no_reenact(folder)
     sets = list(load_params(root / "params.yaml")["reenact"]["model_sets"])
     expert = json.loads((root / judge).read_text()) if (root / judge).is_file() else None
-    return (reenact_findings(reports, sets, expert) + f"\n_Generated from `{folder}/*.json`"
-            + (f" and `{judge}`" if expert else "") + " by `python -m deadlib.tools.readme_tables`._\n")
+    return reenact_findings(reports, sets, expert) + "\n" + _source(f"{folder}/*.json", *([judge] if expert else []))
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {

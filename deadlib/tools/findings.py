@@ -201,8 +201,9 @@ def sync(summary: Mapping, rows: Sequence[Mapping], sizes: Sequence[int], dub_fo
     diffs = paired_differences(rows, [m])
     where = lambda pro: [f"N = {n}" for n in sizes  # noqa: E731
                          if (d := diffs.get((m, n))) and d["significant"] and better(m, d["diff"]) is pro]
-    sig = "; ".join([*(["Ours − Baseline significant in Ours' favour at " + ", ".join(where(True))] if where(True) else []),
-                     *(["significant against Ours at " + ", ".join(where(False))] if where(False) else [])]) \
+    pro, con = where(True), where(False)
+    sig = "; ".join([*(["Ours − Baseline significant in Ours' favour at " + ", ".join(pro)] if pro else []),
+                     *(["significant against Ours at " + ", ".join(con)] if con else [])]) \
         or "Ours − Baseline is not significant at any N"
     return (f"- **Sync (the project's sync expert, confidence ↑).** Ground truth {span(GROUND_TRUTH)}, Ours {span('Ours')}, "
             f"Baseline {span('Baseline')}, {FLOORS['copy_ref']} {span(FLOORS['copy_ref'])} over the sizes; {sig}. In "

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -204,6 +204,19 @@ def absolute_settings(dub_cfg: Mapping, base: Path) -> dict:
 
 
 @dataclass
+class FaceChoice:
+    """One face seen on the check's multi-face frame, offered as a thumbnail to pick."""
+
+    box: tuple[float, float, float, float]  # (x0, y0, x1, y1) in that frame's pixels
+    thumbnail: np.ndarray  # (THUMB, THUMB, 3) uint8 crop around the face
+    select: str  # the prepare.track.select value that picks this face: "point:X,Y" (its centre)
+    dubbed: bool  # the face the current selection dubs
+
+
+THUMB = 96  # face thumbnail side (px)
+
+
+@dataclass
 class FaceCheck:
     """What the check step found in a video (its prepared cache is the one the dub reuses)."""
 
@@ -215,6 +228,7 @@ class FaceCheck:
     first: int  # first frame with the dubbed face
     image: np.ndarray  # that frame with box + masks drawn
     warnings: list
+    choices: list = field(default_factory=list)  # FaceChoice per face on the first multi-face frame
 
     @property
     def several_faces(self) -> bool:
@@ -256,18 +270,22 @@ def check_face(video: str | os.PathLike, settings: Mapping, params: Mapping, tra
     bits = np.asarray(cache["masks"][first])
     warp = lambda m: cv2.warpAffine(m.astype(np.uint8), np.asarray(track["crop"][first], np.float64), (w, h),  # noqa: E731
                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
-    others = []
+    choices = []
     if int(report.get("faces_seen_max", 1)) > 1:
-        others = _other_faces(video, track, prep_cfg, box)
+        choices = face_choices(video, track, prep_cfg, box)
+    others = [c.box for c in choices if not c.dubbed]
     image = overlay(frame, box, warp(bits & face3d.MASK_LOWER), warp(bits & face3d.MASK_MOUTH), others)
     return FaceCheck(folder=folder, frames=int(report["frames"]), no_face_frames=int(report["no_face_frames"]),
                      tracked_faces=int(report.get("tracked_faces", 1)), faces_seen_max=int(report.get("faces_seen_max", 1)),
-                     first=first, image=image, warnings=list(report.get("warnings", [])))
+                     first=first, image=image, warnings=list(report.get("warnings", [])), choices=choices)
 
 
-def _other_faces(video: Path, track: Mapping, prep_cfg: Mapping, box) -> list:
-    """Boxes of the faces other than the dubbed one on the first frame where several were seen
-    (so the user sees what the selection policies choose between)."""
+def face_choices(video: Path, track: Mapping, prep_cfg: Mapping, box) -> list[FaceChoice]:
+    """Every face on the first frame where several were seen, left to right, each with a thumbnail and
+    the ``point:X,Y`` selection that picks it (so the user can choose any of them, not only what the
+    largest / central / longest policies pick)."""
+    import cv2
+
     from deadlib.data.track import FaceMeshDetector, TrackSettings
 
     k = int(np.argmax(np.asarray(track["faces_seen"]) > 1))
@@ -275,15 +293,20 @@ def _other_faces(video: Path, track: Mapping, prep_cfg: Mapping, box) -> list:
         c, s = face_boxes(track["landmarks"][k][None])
         box = (*(c[0] - s[0] / 2), *(c[0] + s[0] / 2))
     settings = TrackSettings.from_config({**prep_cfg["track"], "max_faces": max(2, int(prep_cfg["track"]["max_faces"]))})
+    frame = _frame(video, k)
+    h, w = frame.shape[:2]
     with FaceMeshDetector(settings) as detect:
-        meshes = detect(_frame(video, k))
-    boxes = []
+        meshes = detect(frame)
+    out = []
     for mesh in meshes:
         c, s = face_boxes(mesh[None])
         b = (*(c[0] - s[0] / 2), *(c[0] + s[0] / 2))
-        if abs(b[0] - box[0]) + abs(b[1] - box[1]) > 0.25 * (box[2] - box[0]):  # not the dubbed face
-            boxes.append(b)
-    return boxes
+        x0, y0 = (max(int(v - 0.15 * s[0]), 0) for v in b[:2])
+        x1, y1 = min(int(b[2] + 0.15 * s[0]), w), min(int(b[3] + 0.15 * s[0]), h)
+        thumb = cv2.resize(frame[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)], (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+        dubbed = bool(abs(b[0] - box[0]) + abs(b[1] - box[1]) <= 0.25 * (box[2] - box[0]))
+        out.append(FaceChoice(box=b, thumbnail=thumb, select=f"point:{c[0][0] / w:.3f},{c[0][1] / h:.3f}", dubbed=dubbed))
+    return sorted(out, key=lambda f: f.box[0])
 
 
 # ----------------------------------------------------------------------------- the widget
@@ -331,6 +354,7 @@ class Studio:
         self.runs_started, self.check_result, self.result, self.curves, self.sync = 0, None, None, None, None
         self.stages_seen: list[str] = []  # stages the last dub reported (check, prepare, adapt, audio2expr, render)
         self.last_traceback = ""  # of the last unexpected error (the widget shows one line)
+        self._quiet = False  # True while pick_face rewrites the face list
         self.stale_removed: list[Path] = []  # half-written dubs of the output path removed by the last dub
         self._frames: tuple[np.ndarray, np.ndarray] | None = None
         self._t0, self._last_update, self._stage_t0 = 0.0, 0.0, 0.0
@@ -351,6 +375,7 @@ class Studio:
         self.shorter = W.ToggleButtons(options=["trim", "pad"], value=dub_cfg["shorter"], description="audio shorter")
         self.face = W.Dropdown(options=list(SELECT_POLICIES), value=self.params.get("prepare", {}).get("track", {})
                                .get("select", "largest"), description="face", layout=W.Layout(display="none"))
+        self.face_picks = W.HBox(layout=W.Layout(display="none"))  # a thumbnail + button per face seen
         self.out = W.Text(description="output", layout=wide)
         self.check_button = W.Button(description="Check", icon="search")
         self.dub_button = W.Button(description="Dub", icon="play", button_style="primary")
@@ -392,7 +417,7 @@ class Studio:
             W.HBox([box(self.video, self.video_path), self.video_upload]),
             W.HBox([box(self.audio, self.audio_path), self.audio_upload]),
             W.HBox([self.identity, self.adapt_frames]),
-            W.HBox([self.profile, self.blend, self.postprocess]), self.shorter, self.face, self.out,
+            W.HBox([self.profile, self.blend, self.postprocess]), self.shorter, self.face, self.face_picks, self.out,
             W.HBox([self.check_button, self.dub_button, self.cancel_button]),
             W.HBox([self.bar, self.stage]), self.message,
             self.check_box, self.result_box)
@@ -445,7 +470,32 @@ class Studio:
     def _identity_changed(self) -> None:
         self.adapt_frames.disabled = self.identity.value != ADAPT_NOW
 
+    def _show_face_picks(self, choices: list) -> None:
+        """One thumbnail per face with a button that dubs that face (its point:X,Y selection)."""
+        import ipywidgets as W
+
+        items = []
+        for k, choice in enumerate(choices):
+            button = W.Button(description="dubbed" if choice.dubbed else f"dub face {k + 1}",
+                              icon="check" if choice.dubbed else "user", disabled=choice.dubbed)
+            button.on_click(lambda b, c=choice, k=k: self.pick_face(c.select, f"face {k + 1} (picked)"))
+            items.append(W.VBox([W.Image(value=png(choice.thumbnail), format="png"), button]))
+        self.face_picks.children = items
+        self.face_picks.layout.display = None if items else "none"
+
+    def pick_face(self, select: str, label: str) -> None:
+        """Dub the face that ``select`` (point:X,Y) picks; re-runs the check like the 'face' list does."""
+        self._quiet = True  # replacing the options moves the value: one check, after both changes
+        try:  # (label, value) pairs throughout: ipywidgets reads a mixed list's pairs as values
+            self.face.options = [(p, p) for p in SELECT_POLICIES] + [(label, select)]
+            self.face.value = select
+        finally:
+            self._quiet = False
+        self._face_changed()
+
     def _face_changed(self) -> None:
+        if self._quiet:
+            return
         if self.check_result is not None and not self.busy:
             self.start_check()
 
@@ -520,11 +570,12 @@ class Studio:
         self.check_box.layout.display = None
         several = res.several_faces
         self.face.layout.display = None if several else "none"
+        self._show_face_picks(res.choices if several else [])
         lines = [f"{res.frames} frames, {res.no_face_frames} without a face (passed through unchanged)",
                  f"first face on frame {res.first}: green box = dubbed face, blue = lower face re-rendered, red = mouth"]
         if several:
             lines.append(f"{max(res.tracked_faces, res.faces_seen_max)} faces seen (grey boxes): choose which to dub "
-                         f"with 'face' (now: {self.face.value})")
+                         f"with 'face' or a thumbnail's button (now: {self.face.value})")
         lines += [f"note: {w}" for w in res.warnings]
         self.check_info.value = "<ul class='dead-studio-check'>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines) + "</ul>"
         self.stage.value = f"check done · {time.perf_counter() - self._t0:.0f} s"

@@ -9,7 +9,10 @@ surviving gaps of up to ``max_gap`` frames) and one tracklet is selected:
 * ``largest`` (default) — the tracklet with the largest median face size: the main speaker
   in interview/talking-head footage is the face closest to the camera;
 * ``central`` — the tracklet whose median centre is nearest the image centre;
-* ``longest`` — the tracklet seen on the most frames.
+* ``longest`` — the tracklet seen on the most frames;
+* ``point:X,Y`` — the tracklet whose median centre is nearest the point (X, Y), given as fractions
+  of the frame's width and height (e.g. ``point:0.7,0.4``): a face the user picked on a frame
+  (the studio's face thumbnails) when it is neither the largest, the most central nor the longest.
 
 Tracklets seen on fewer than ``min_track_fraction`` × the longest tracklet's frames are not
 eligible (a background face glimpsed for a few frames never wins). Frames where the selected
@@ -32,7 +35,7 @@ from scipy.signal import savgol_filter
 
 from deadlib.data.facemesh import N_LANDMARKS
 
-SELECT_POLICIES = ("largest", "central", "longest")
+SELECT_POLICIES = ("largest", "central", "longest")  # + "point:X,Y" (parse_select)
 SMOOTHING_METHODS = ("savgol", "one_euro", "none")
 
 
@@ -50,7 +53,7 @@ class TrackSettings:
 
     max_side: int | None = 1280  # frames are downscaled so the longer side ≤ this for tracking
     max_faces: int = 2  # MediaPipe max_num_faces (≥ 2 so a second face can be seen and rejected)
-    select: str = "largest"  # largest | central | longest (see module docstring)
+    select: str = "largest"  # largest | central | longest | point:X,Y (see module docstring)
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     max_gap: int = 50  # frames a tracklet may be unseen and still be continued
@@ -67,8 +70,7 @@ class TrackSettings:
             raise TrackError(f"unknown prepare.track keys {sorted(unknown)}; "
                              f"valid keys: {sorted(cls.__dataclass_fields__)}")
         settings = cls(**cfg)
-        if settings.select not in SELECT_POLICIES:
-            raise TrackError(f"prepare.track.select={settings.select!r}; choose one of {SELECT_POLICIES}")
+        parse_select(settings.select)  # raises on a typo
         if settings.max_faces < 1:
             raise TrackError(f"prepare.track.max_faces must be ≥ 1, got {settings.max_faces}")
         return settings
@@ -164,9 +166,27 @@ def link_detections(detections: Iterable[list[np.ndarray]], settings: TrackSetti
     return tracklets
 
 
+def parse_select(select: str) -> tuple[str, tuple[float, float] | None]:
+    """``prepare.track.select`` → (policy, point): a policy of SELECT_POLICIES with point None, or
+    ("point", (X, Y)) for ``point:X,Y`` with X, Y fractions of the frame's width and height."""
+    if select in SELECT_POLICIES:
+        return select, None
+    if isinstance(select, str) and select.startswith("point:"):
+        try:
+            x, y = (float(v) for v in select[len("point:"):].split(","))
+        except ValueError:
+            x = y = float("nan")
+        if 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0:
+            return "point", (x, y)
+    raise TrackError(f"prepare.track.select={select!r}; choose one of {SELECT_POLICIES} or point:X,Y "
+                     "(X, Y fractions of the frame's width and height, e.g. point:0.7,0.4)")
+
+
 def select_tracklet(tracklets: list[_Tracklet], policy: str, frame_size: tuple[int, int],
                     min_fraction: float = 0.25) -> int:
-    """Index of the tracklet chosen by ``policy`` among those long enough to be eligible."""
+    """Index of the tracklet chosen by ``policy`` (parse_select) among those long enough to be eligible;
+    ``frame_size`` (H, W) in the pixels of the tracklets' centres."""
+    policy, point = parse_select(policy)
     if not tracklets:
         raise NoFaceError("no face detected on any frame")
     lengths = np.array([len(tr.frames) for tr in tracklets])
@@ -174,14 +194,12 @@ def select_tracklet(tracklets: list[_Tracklet], policy: str, frame_size: tuple[i
     size = np.array([np.median(tracklets[k].sizes) for k in eligible])
     if policy == "largest":
         score = size
-    elif policy == "central":
-        image_centre = np.array(frame_size[::-1], np.float32) / 2  # (x, y)
-        offset = [np.median(np.linalg.norm(np.array(tracklets[k].centres) - image_centre, axis=1)) for k in eligible]
+    elif policy in ("central", "point"):
+        target = np.array(frame_size[::-1], np.float32) * (np.array(point, np.float32) if point else 0.5)  # (x, y)
+        offset = [np.median(np.linalg.norm(np.array(tracklets[k].centres) - target, axis=1)) for k in eligible]
         score = -np.array(offset)
-    elif policy == "longest":
+    else:  # longest
         score = lengths[eligible] + size / (size.max() + 1.0)  # ties broken by size
-    else:
-        raise TrackError(f"unknown track selection {policy!r}; choose one of {SELECT_POLICIES}")
     return int(eligible[int(np.argmax(score))])
 
 

@@ -49,7 +49,7 @@ from deadlib.data.audio import frame_mel_windows, log_mel
 from deadlib.data.blend import METHODS
 from deadlib.data.dataset import load_cache
 from deadlib.data.prepare import settings as prepare_settings
-from deadlib.data.track import SELECT_POLICIES
+from deadlib.data.track import TrackError, parse_select
 from deadlib.data.video import FPS, SAMPLE_RATE, write_video
 from deadlib.dub.inputs import (
     SHORTER,
@@ -102,12 +102,14 @@ class DubCancelled(DubError):
 
 def dub_prepare_config(profile: str | None, params: Mapping, dub_cfg: Mapping, track_select: str | None = None) -> dict:
     """The prepare settings a dub prepares its video with (part of the video cache's key);
-    ``track_select`` (largest | central | longest) overrides prepare.track.select."""
+    ``track_select`` (largest | central | longest | point:X,Y) overrides prepare.track.select."""
     prep_cfg = prepare_settings(stage_config("prepare", profile, params=params))
     prep_cfg.update(max_frames=int(dub_cfg["max_frames"]), test_seconds=0, val_seconds=0, workers=1)  # all frames: train
     if track_select is not None:
-        if track_select not in SELECT_POLICIES:
-            raise DubInputError(f"face selection {track_select!r}: choose one of {SELECT_POLICIES}")
+        try:
+            parse_select(track_select)
+        except TrackError as err:
+            raise DubInputError(f"face selection: {err}") from err
         prep_cfg["track"] = {**prep_cfg["track"], "select": track_select}
     return prep_cfg
 
@@ -312,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prior-cache", default=None, help="prepared prior videos mixed into adapt-now (default: "
                     "params dub.prior_cache)")
     ap.add_argument("--cache-dir", default=None, help="prepared-video cache (default: params dub.cache_dir)")
+    ap.add_argument("--face", default=None, help="which face to dub when several are seen: largest | central | "
+                    "longest | point:X,Y (X, Y fractions of the frame; default: params prepare.track.select)")
     ap.add_argument("--pad-audio", action="store_true", help="audio shorter than the video: pad it with silence "
                     "instead of trimming the video")
     ap.add_argument("--no-postprocess", action="store_true", help="paste the rendered crop back without blending")
@@ -329,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["postprocess"] = False
     try:
         result = dub(args.video, args.audio, args.identity, args.out, profile=args.profile, params_path=args.params,
-                     name=args.name, style=args.style, device=args.device, overrides=overrides)
+                     name=args.name, style=args.style, device=args.device, overrides=overrides, track_select=args.face)
     except (DubError, ConfigError) as err:
         print(f"dub: error: {err}", file=sys.stderr)
         return 2

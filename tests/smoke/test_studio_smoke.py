@@ -322,6 +322,21 @@ def test_two_face_video_offers_a_choice_passed_to_tracking(world, tmp_path):
     assert studio.wait(900)
     assert "check done" in studio.message.value, getattr(studio, "last_traceback", studio.message.value)
     assert studio.check_result.folder != largest and green_box_centre_x(studio) > 136
+    central = studio.check_result.folder
+
+    # any face can be picked by its thumbnail (here the left one again, by a point:X,Y selection)
+    picks = studio.face_picks.children
+    assert studio.face_picks.layout.display is None and len(picks) == 2
+    assert [b.children[1].disabled for b in picks] == [False, True]  # left to right; the right one is dubbed
+    assert all(b.children[0].value[:4] == b"\x89PNG" for b in picks)
+    picks[0].children[1].click()
+    assert studio.wait(900)
+    assert "check done" in studio.message.value, getattr(studio, "last_traceback", studio.message.value)
+    assert studio.face.value.startswith("point:") and green_box_centre_x(studio) < 136
+    assert studio.check_result.folder not in (central, largest)
+    assert [b.children[1].disabled for b in studio.face_picks.children] == [True, False]
+    studio.face.value = "central"  # back to the policy: the point option stays listed, the check is cached
+    assert studio.wait(900) and studio.check_result.folder == central
     msg = run(studio, studio.start_dub)  # ... and the dub tracks the same face
     assert "written" in msg, getattr(studio, "last_traceback", msg)
     assert studio.result.cache_folder == studio.check_result.folder

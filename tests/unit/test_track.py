@@ -13,6 +13,7 @@ from deadlib.data.track import (
     face_boxes,
     fill_gaps,
     one_euro,
+    parse_select,
     smooth_series,
     track_frames,
     valid_segments,
@@ -78,7 +79,8 @@ def _two_faces(heads, a_from: int) -> np.ndarray:
     return canvas
 
 
-@pytest.mark.parametrize("select, side", [("largest", "A"), ("central", "B"), ("longest", "B")])
+@pytest.mark.parametrize("select, side", [("largest", "A"), ("central", "B"), ("longest", "B"),
+                                          ("point:0.2,0.5", "A"), ("point:0.65,0.5", "B")])
 def test_two_faces_give_one_consistent_track(heads, select, side):
     track = track_frames(_two_faces(heads, a_from=10), TrackSettings(select=select))
     assert track.n_tracklets == 2 and track.faces_seen.max() == 2
@@ -94,6 +96,11 @@ def test_settings_are_validated():
     with pytest.raises(TrackError, match="unknown prepare.track keys"):
         TrackSettings.from_config({"max_face": 2})
     assert TrackSettings.from_config({"select": "central"}).select == "central"
+    assert TrackSettings.from_config({"select": "point:0.7,0.4"}).select == "point:0.7,0.4"
+    assert parse_select("point:0.7,0.4") == ("point", (0.7, 0.4)) and parse_select("longest") == ("longest", None)
+    for bad in ("point:1.5,0.2", "point:a,b", "point:0.5", "point:"):
+        with pytest.raises(TrackError, match="point:X,Y"):
+            TrackSettings.from_config({"select": bad})
 
 
 def test_savgol_smoothing_reduces_noise_within_runs_only():

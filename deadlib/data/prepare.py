@@ -49,7 +49,7 @@ from deadlib.core.config import (
     without_globals,
     write_settings,
 )
-from deadlib.core.files import write_json
+from deadlib.core.files import atomic_output, write_json
 from deadlib.core.progress import progress_bar
 from deadlib.data import face3d
 from deadlib.data.audio import log_mel
@@ -337,16 +337,18 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
     sample_uv = np.zeros((len(sample), res, res, 2), np.float16)
     sample_masks = np.zeros((len(sample), res, res), np.uint8)
     levels = np.array([raster_cfg["weight_base"], raster_cfg["weight_lower"], raster_cfg["weight_mouth"]], np.float32)
-    with _timed(timings, "rasterise"), RasterWriter(folder / "raster.npz", len(valid), res, levels) as out:
+    with _timed(timings, "rasterise"), atomic_output(folder / "raster.npz") as tmp, \
+            RasterWriter(tmp, len(valid), res, levels) as out:
         chunks = [np.arange(k, min(k + raster_cfg["batch"], len(idx))) for k in range(0, len(idx), raster_cfg["batch"])]
         rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]))
         run = pool.map if pool is not None else map  # chunks in parallel processes: pytorch3d holds the GIL
         meshes = (mesh_crop[idx[c]] for c in chunks)  # lazy: one chunk's (k, 468, 3) copy at a time (map)
         for at, (u, m) in zip(chunks, run(face3d.raster_maps, meshes, *rest)):
-            out.write(idx[at], u, m)  # u (k, S, S, 2) float16, m (k, S, S) uint8
+            frames = idx[at]  # (k,) video frames of this chunk, ascending
+            out.write(frames, u, m)  # u (k, S, S, 2) float16, m (k, S, S) uint8
             lips_in_mask.append(face3d.lips_in_mouth_mask(tracked[at], m))
-            here = np.isin(sample, idx[at])  # the check's sample frames in this chunk
-            pos = np.searchsorted(idx[at], sample[here])
+            here = np.isin(sample, frames)  # the check's sample frames in this chunk
+            pos = np.searchsorted(frames, sample[here])
             sample_uv[here], sample_masks[here] = u[pos], m[pos]
     with _timed(timings, "write"):
         np.savez(folder / "track.npz", **track, expr=expr, mesh_crop=mesh_crop)

@@ -7,7 +7,9 @@ A prepared video's rasters are ``uv`` (N, S, S, 2) float16 and packed ``masks`` 
 zip of ``uv.npy``, ``masks.npy``, ``weight_levels.npy`` with zip64 entries, as numpy writes it. uv
 rows stream straight into their zip entry; mask rows wait in an unnamed temp file beside the output
 (the zip's entries are written one after the other) and are copied in after uv. Frames without a face
-are zero rows, as in the arrays they replace. The file appears under its name only when complete.
+are zero rows, as in the arrays they replace. The writer writes the path it is given and deletes it
+on an error; give it ``deadlib.core.files.atomic_output``'s temporary path so the file appears under
+its name only when complete (``prepare.finish_video`` does).
 """
 
 from __future__ import annotations
@@ -50,8 +52,7 @@ class RasterWriter:
         self.uv_row, self.mask_row = size * size * 2 * 2, size * size  # bytes per frame (float16 × 2, uint8)
         self.weight_levels = np.asarray(weight_levels)
         self.next_row = 0
-        self._partial = self.path.with_name(self.path.name + ".partial")
-        self._zip = zipfile.ZipFile(self._partial, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self._zip = zipfile.ZipFile(self.path, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._uv = self._zip.open("uv.npy", "w", force_zip64=True)  # as np.savez: always zip64
         _npy_header(self._uv, self.uv_shape, np.float16)
         self._masks = tempfile.TemporaryFile(dir=self.path.parent, prefix=".masks_")
@@ -79,7 +80,7 @@ class RasterWriter:
         self.next_row = row
 
     def close(self) -> Path:
-        """Pad to ``n_frames``, add the masks and the weight levels, and give the file its name."""
+        """Pad to ``n_frames``, add the masks and the weight levels."""
         self._pad_to(self.n_frames)
         self._uv.close()
         self._masks.seek(0)
@@ -91,17 +92,16 @@ class RasterWriter:
         with self._zip.open("weight_levels.npy", "w", force_zip64=True) as entry:
             npy_format.write_array(entry, self.weight_levels)
         self._zip.close()
-        self._partial.replace(self.path)
         return self.path
 
     def abort(self) -> None:
-        """Drop everything written: no ``raster.npz`` (nor a partial one) is left behind."""
+        """Drop everything written: the file at ``path`` is deleted."""
         for handle in (self._uv, self._masks, self._zip):
             try:
                 handle.close()
             except Exception:  # noqa: BLE001 — closing a half-written zip may fail; it is deleted next
                 pass
-        self._partial.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> "RasterWriter":
         return self

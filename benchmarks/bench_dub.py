@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from deadlib.audio2expr.stage import a2e_settings, build_model, save_a2e
 from deadlib.core.config import stage_config
 from deadlib.data.face3d import ExpressionBasis
 from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_video
@@ -46,7 +47,6 @@ from deadlib.dub.dubbing import dub
 from deadlib.model.renderer import RendererConfig
 from deadlib.synth.generate import SynthSettings, generate_corpus
 from deadlib.tools.machine import describe
-from deadlib.train.audio2expr_stage import a2e_settings, build_model, save_a2e
 from deadlib.train.checkpoint import TrainConfig, TrainState
 
 STAGES = ("audio2expr", "rasterise", "render", "blend", "decode", "encode")

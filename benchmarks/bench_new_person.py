@@ -82,8 +82,8 @@ def cut_inputs(root: Path, seconds: float, video: Path | None, speech: Path | No
 def stand_in_a2e(root: Path, basis_path: Path, profile: str) -> str:
     """An UNTRAINED audio-to-expression model of the profile's size on ``basis_path`` (timing only: the
     weights do not change the cost; the dub's mouth is then meaningless)."""
+    from deadlib.audio2expr.stage import a2e_settings, build_model, save_a2e
     from deadlib.data.face3d import ExpressionBasis
-    from deadlib.train.audio2expr_stage import a2e_settings, build_model, save_a2e
 
     basis = ExpressionBasis.load(basis_path)
     path = root / "stand_in_a2e" / "audio2expr.pt"

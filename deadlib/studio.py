@@ -5,7 +5,7 @@ upload written to a temp folder), the identity (an adapted checkpoint found unde
 or the dub cache, or 'adapt-now' with a frame-count slider) and the settings; **Check** prepares
 the video (cached, the dub reuses it) and shows its first face frame with the tracked box and the
 lower-face / mouth masks, the frames without a face, and — when several faces are seen — which one
-to dub (prepare.track.select: largest | central | longest). **Dub** runs ``deadlib.dub.dubbing.dub`` in a
+to dub (prepare.track.select: largest | central | longest, or a thumbnail click: point:X,Y). **Dub** runs ``deadlib.dub.dubbing.dub`` in a
 background thread (one at a time) with a stage / ETA progress bar and a cancel button (the dub is
 written atomically, so a cancelled run leaves no file); bad input is shown as the dub's one-line
 message. The result: original | dubbed players, a before/after wipe on one frame, the mouth
@@ -31,6 +31,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from deadlib.core.config import ConfigError, load_params
+from deadlib.core.files import partial_leftovers
 from deadlib.data import face3d
 from deadlib.data.blend import METHODS
 from deadlib.data.corpus_report import VIDEO_SUFFIXES
@@ -102,15 +103,14 @@ def find_identities(models_root: Path, cache_dir: Path | None = None) -> list[tu
 def remove_stale_partials(out: Path) -> list[Path]:
     """Delete the half-written copies of ``out`` that an interrupted dub left beside it → their paths.
 
-    The dub writes ``out`` through ``deadlib.core.files.atomic_output`` (a ``.<stem>.<8 hex>.partial<suffix>``
-    sibling renamed over ``out`` at the end, deleted on any error); only a killed process (a kernel shut
-    down or restarted mid-dub) leaves one behind. The studio runs one dub at a time, so a sibling that
-    exists when a dub starts is such a leftover: removing it never touches a finished file."""
-    pattern = re.compile(rf"\.{re.escape(out.stem)}\.[0-9a-f]{{8}}\.partial{re.escape(out.suffix)}")
-    stale = [p for p in out.parent.glob(f".{out.stem}.*") if pattern.fullmatch(p.name)] if out.parent.is_dir() else []
+    The dub writes ``out`` through ``deadlib.core.files.atomic_output``, whose temporary sibling
+    outlives the dub only when its process was killed (a kernel shut down or restarted mid-dub).
+    The studio runs one dub at a time, so such a sibling that exists when a dub starts is a
+    leftover: removing it never touches a finished file."""
+    stale = partial_leftovers(out)
     for p in stale:
         p.unlink(missing_ok=True)
-    return sorted(stale)
+    return stale
 
 
 def save_upload(value, folder: Path) -> list[Path]:

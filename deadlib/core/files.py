@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
+
+PARTIAL = ".partial"  # marks atomic_output's temporary names: .<stem>.<8 hex>.partial<suffix>
 
 
 @contextlib.contextmanager
@@ -27,12 +30,25 @@ def atomic_output(path: str | os.PathLike, make_parent: bool = True) -> Iterator
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}{PARTIAL}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def partial_leftovers(path: str | os.PathLike) -> list[Path]:
+    """The temporary siblings ``atomic_output`` made for ``path`` that still exist (sorted).
+
+    ``atomic_output`` deletes its temporary file on success and on any error, so one exists only
+    while a writer runs or after its process was killed (e.g. a notebook kernel restarted
+    mid-write). The match is exact (``.<stem>.<8 hex>.partial<suffix>``): no other file matches."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{8}}{re.escape(PARTIAL)}{re.escape(path.suffix)}")
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.glob(f".{path.stem}.*") if pattern.fullmatch(p.name))
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

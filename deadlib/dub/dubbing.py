@@ -36,6 +36,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
+from deadlib.audio2expr.model import predict as predict_expressions
+from deadlib.audio2expr.stage import basis_digest, load_a2e, load_style
+from deadlib.audio2expr.style import PersonalisedAudio2Expression
 from deadlib.core.config import (
     ConfigError,
     load_params,
@@ -73,10 +76,7 @@ from deadlib.dub.render import (
     mouth_blend,
     replace_mouth,
 )
-from deadlib.model.audio2expr import predict as predict_expressions
 from deadlib.model.renderer import RendererConfig
-from deadlib.model.style_layer import PersonalisedAudio2Expression
-from deadlib.train.audio2expr_stage import basis_digest, load_a2e, load_style
 from deadlib.train.loop import TrainConfig, load_checkpoint
 
 __all__ = ["dub", "dub_settings", "dub_prepare_config", "DubResult", "DubError", "DubInputError", "DubCheckpointError",

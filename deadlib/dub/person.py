@@ -24,6 +24,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from deadlib.audio2expr.stage import (
+    a2e_settings,
+    basis_digest,
+    fit_person,
+    save_style,
+)
 from deadlib.core.files import write_json
 from deadlib.data import face3d
 from deadlib.data.prepare import PrepareError, prepare_video
@@ -36,12 +42,6 @@ from deadlib.dub.inputs import (
     sha256_file,
 )
 from deadlib.dub.render import even_frame
-from deadlib.train.audio2expr_stage import (
-    a2e_settings,
-    basis_digest,
-    fit_person,
-    save_style,
-)
 
 
 def _silent_copy(video: Path, dest: Path, max_frames: int) -> None:

@@ -342,7 +342,7 @@ STYLE_COLUMNS = ("lve_mean_mm_before", "lve_mean_mm_after", "lve_mean_mm_static"
 
 
 def style_table(style_dir: str | os.PathLike) -> tuple[list[str], list[list[Any]]]:
-    """The per-person style layer vs N (``deadlib.train.style_stage`` cells in ``style_dir``): one row per N,
+    """The per-person style layer vs N (``deadlib.audio2expr.style_stage`` cells in ``style_dir``): one row per N,
     means over identities of the test-part lip vertex error without / with the layer (mm), of a
     still neutral face, the gain (before − after, > 0 = the layer helps) and jaw correlations."""
     cells: dict[int, list[dict]] = {}

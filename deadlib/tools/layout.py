@@ -2,10 +2,11 @@
 
 Subpackages are layered so the tree reads like the paper's pipeline::
 
-    core → data → synth | sources → model → train | sync → eval | dub → reenact | studio → tools
+    core → data → synth | sources → model | audio2expr → train | sync → eval | dub → reenact | studio → tools
 
-A module may import its own subpackage and any layer to its left; ``train`` and ``sync`` (the
-project's lip-sync expert), and ``eval`` and ``dub``, sit side by side and do not import each other. Every import counts — module level, inside functions and
+A module may import its own subpackage and any layer to its left; ``model`` (the renderer) and
+``audio2expr``, ``train`` and ``sync`` (the project's lip-sync expert), and ``eval`` and ``dub``
+sit side by side and do not import each other. Every import counts — module level, inside functions and
 under ``TYPE_CHECKING`` — because a function-level import is still a dependency (it is how the
 ``dub`` stage reaches ``train.mixing`` through adapt-now). ``dvc.yaml``'s stage dependencies are
 checked against the same graph (tests/unit/test_pipeline.py).
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Iterable
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-LAYERS: dict[str, int] = {"core": 0, "data": 1, "synth": 2, "sources": 2, "model": 3, "train": 4, "sync": 4, "eval": 5,
-                          "dub": 5, "reenact": 6, "studio": 6, "tools": 7}
+LAYERS: dict[str, int] = {"core": 0, "data": 1, "synth": 2, "sources": 2, "model": 3, "audio2expr": 3, "train": 4,
+                          "sync": 4, "eval": 5, "dub": 5, "reenact": 6, "studio": 6, "tools": 7}
 
 
 def module_files(root: Path = PACKAGE_ROOT) -> dict[str, Path]:

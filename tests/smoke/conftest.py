@@ -9,9 +9,9 @@ from typing import Callable
 
 import pytest
 
+from deadlib.audio2expr.stage import a2e_settings, run_stage
 from deadlib.data.dataset import WindowDataset
 from deadlib.synth.generate import SynthSettings, generate_corpus
-from deadlib.train.audio2expr_stage import a2e_settings, run_stage
 from deadlib.train.loop import TrainConfig, train
 from deadlib.train.prior import prior_config
 

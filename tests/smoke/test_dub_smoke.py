@@ -28,6 +28,7 @@ import pytest
 import torch
 from support import SHARED_CLIPS
 
+from deadlib.audio2expr.stage import load_style
 from deadlib.data.audio import speech_energy
 from deadlib.data.dataset import load_cache
 from deadlib.data.video import (
@@ -40,7 +41,6 @@ from deadlib.data.video import (
 from deadlib.dub.dubbing import DubResult, dub
 from deadlib.dub.dubbing import main as dub_main
 from deadlib.dub.render import mouth_darkness
-from deadlib.train.audio2expr_stage import load_style
 from deadlib.train.loop import load_checkpoint
 
 SR, FPS = 16000, 25
@@ -221,7 +221,7 @@ def test_style_cell_fits_on_n_frames_and_writes_what_dub_reads(world, tmp_path, 
     """The ``style`` matrix stage's command on the fixture: the layer file dub --style loads, flat
     finite metrics whose before/after numbers are those of the generic / personalised model."""
     out, metrics = tmp_path / "style" / "synth_h00_n25.pt", tmp_path / "m" / "synth_h00_n25.json"
-    done = subprocess.run([sys.executable, "-m", "deadlib.train.style_stage", "--profile", "smoke", "--identity", "synth_h00",
+    done = subprocess.run([sys.executable, "-m", "deadlib.audio2expr.style_stage", "--profile", "smoke", "--identity", "synth_h00",
                            "--n-frames", "25", "--a2e", world["overrides"]["a2e"], "--cache-root", str(world["cache"]),
                            "--out", str(out), "--metrics", str(metrics)],
                           capture_output=True, text=True, timeout=600, cwd=repo_root)
@@ -233,7 +233,7 @@ def test_style_cell_fits_on_n_frames_and_writes_what_dub_reads(world, tmp_path, 
     assert m["scale_mean_abs_dev"] > 0 or m["bias_mean_abs"] > 0                # the layer moved off the identity
     style, identity = load_style(out, world["a2e"]["model"].config.K)
     assert identity == "synth_h00" and not torch.equal(style.scale, torch.ones_like(style.scale))
-    bad = subprocess.run([sys.executable, "-m", "deadlib.train.style_stage", "--profile", "smoke", "--identity", "synth_p00",
+    bad = subprocess.run([sys.executable, "-m", "deadlib.audio2expr.style_stage", "--profile", "smoke", "--identity", "synth_p00",
                           "--n-frames", "25", "--a2e", world["overrides"]["a2e"], "--cache-root", str(world["cache"]),
                           "--out", str(tmp_path / "p.pt"), "--metrics", str(tmp_path / "p.json")],
                          capture_output=True, text=True, timeout=600, cwd=repo_root)

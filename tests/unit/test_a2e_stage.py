@@ -1,4 +1,4 @@
-"""deadlib.train.audio2expr_stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips,
+"""deadlib.audio2expr.stage: settings, exact MEL/frame alignment of the clips, checkpoint round trips,
 early stopping on the validation clips."""
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.core.config import ConfigError
-from deadlib.data.audio import frame_mel_windows
-from deadlib.data.face3d import ExpressionBasis
-from deadlib.model.style_layer import StyleLayer
-from deadlib.train.audio2expr_stage import (
+from deadlib.audio2expr.stage import (
     a2e_settings,
     basis_digest,
     build_model,
@@ -26,6 +22,10 @@ from deadlib.train.audio2expr_stage import (
     save_style,
     valid_runs,
 )
+from deadlib.audio2expr.style import StyleLayer
+from deadlib.core.config import ConfigError
+from deadlib.data.audio import frame_mel_windows
+from deadlib.data.face3d import ExpressionBasis
 
 
 def test_settings_come_from_params_yaml_and_a_missing_section_is_named(repo_root):
@@ -85,7 +85,7 @@ def _basis(k: int = 5) -> ExpressionBasis:
 def test_pretraining_keeps_the_step_that_scores_best_on_validation(repo_root, monkeypatch):
     """Early stopping: the returned model is the state scored best on the validation clips (by
     val_select), not the last step's; the curve and the kept step are in the history."""
-    import deadlib.train.audio2expr_stage as stage
+    import deadlib.audio2expr.stage as stage
     settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
     settings["train"] = {**settings["train"], "steps": 8, "window": 16, "warmup": 2}
     settings.update(val_every=2, val_select="jaw_corr")

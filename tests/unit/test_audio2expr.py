@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from deadlib.data.audio import MEL_SILENCE, frame_mel_windows, log_mel
-from deadlib.data.facemesh import load_topology
-from deadlib.model.audio2expr import (
+from deadlib.audio2expr.losses import MouthBasis, lip_vertex_error, velocity_loss
+from deadlib.audio2expr.model import (
     Audio2ExprConfig,
     Audio2Expression,
     Audio2ExprTrainConfig,
@@ -28,13 +27,14 @@ from deadlib.model.audio2expr import (
     silence_gate,
     train_audio2expr,
 )
-from deadlib.model.expr_losses import MouthBasis, lip_vertex_error, velocity_loss
-from deadlib.model.style_layer import (
+from deadlib.audio2expr.style import (
     PersonalisedAudio2Expression,
     StyleLayer,
     fit_style_layer,
     freeze_all_but_style,
 )
+from deadlib.data.audio import MEL_SILENCE, frame_mel_windows, log_mel
+from deadlib.data.facemesh import load_topology
 from deadlib.synth.speech import random_voice, synthesize_utterance
 
 SMOKE = dict(d_model=32, n_heads=2, n_layers=1, ff=64, dropout=0.0, context=8, conv_channels=32)

@@ -16,6 +16,8 @@ import pytest
 import torch
 from support import SMOKE_RENDERER
 
+from deadlib.audio2expr.model import Audio2ExprConfig, Audio2Expression
+from deadlib.audio2expr.stage import save_a2e
 from deadlib.data.face3d import ExpressionBasis, vertex_weights
 from deadlib.data.video import write_audio, write_video
 from deadlib.dub import dubbing as dub_module
@@ -30,9 +32,7 @@ from deadlib.dub.inputs import (
     pingpong,
 )
 from deadlib.dub.render import mouth_blend, mouth_weights, replace_mouth
-from deadlib.model.audio2expr import Audio2ExprConfig, Audio2Expression
 from deadlib.model.renderer import RendererConfig
-from deadlib.train.audio2expr_stage import save_a2e
 from deadlib.train.checkpoint import TrainConfig, TrainState
 
 SR = 16000

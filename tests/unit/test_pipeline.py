@@ -1,7 +1,8 @@
-"""dvc.yaml stays in step with the code: every package module a stage's notebook or command can
-reach (the AST import graph, imports inside functions included) lies under one of the stage's
-dependency folders, the study stages read whole params sections, and every stage records the
-settings it ran with beside its metrics."""
+"""dvc.yaml and real/dvc.yaml stay in step with the code: every package module a stage's notebook or
+command can reach (the AST import graph, imports inside functions included) lies under one of the
+stage's dependency folders and no dependency folder is one the stage never imports (so a change
+reruns exactly the stages it can affect), the study stages read whole params sections, and every
+stage records the settings it ran with beside its metrics."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from deadlib.tools.layout import closure, import_graph, module_files
 
 REPO = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+REAL = yaml.safe_load((REPO / "real" / "dvc.yaml").read_text())["stages"]
+STAGES = {**DVC, **{f"real/{name}": stage for name, stage in REAL.items()}}  # real/dvc.yaml's under real/
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 GRAPH = import_graph()
 
 
 def stage_body(name: str) -> dict:
-    stage = DVC[name]
+    stage = STAGES[name]
     return stage.get("do", stage)
 
 
@@ -59,13 +62,28 @@ def covered(module: str, deps: list[str]) -> bool:
     return any(FILES[module] == d or FILES[module].startswith(d.rstrip("/") + "/") for d in deps)
 
 
-@pytest.mark.parametrize("name", sorted(DVC))
+@pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_deps_cover_every_module_the_stage_can_import(name):
     deps = [d for d in stage_body(name)["deps"] if isinstance(d, str)]
     missing = sorted(m for m in stage_modules(name) if m != "deadlib" and not covered(m, deps))
     assert not missing, f"stage {name}: add the folders of {missing} to its deps in dvc.yaml"
     if "deadlib.data.facemesh" in stage_modules(name):
         assert "deadlib/assets" in deps, f"stage {name} loads the face topology: add deadlib/assets to its deps"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_name_no_package_folder_the_stage_never_imports(name):
+    """A folder the stage cannot import would rerun it for nothing (hours for the study cells)."""
+    deps = [d for d in stage_body(name)["deps"] if isinstance(d, str) and d.startswith("deadlib/")]
+    used = {FILES[m].rsplit("/", 1)[0] for m in stage_modules(name) if m != "deadlib"}
+    unused = sorted(d for d in deps if d != "deadlib/assets" and d.rstrip("/") not in used)
+    assert not unused, f"stage {name}: {unused} in its deps, but it imports nothing from there"
+
+
+def test_a_change_to_audio_to_expression_reruns_no_study_cell():
+    for name in ("adapt", "baseline", "adapt_nomix", "eval_nopost", "evaluate", "train_prior", "real/adapt"):
+        assert "deadlib/audio2expr" not in stage_body(name)["deps"], name
+        assert not any(m.startswith("deadlib.audio2expr") for m in stage_modules(name)), name
 
 
 def test_dependency_check_sees_imports_inside_functions():

@@ -2,7 +2,7 @@
 SAME first N frames its renderer is adapted on (the study's data sizes), scored on its test part.
 
 The pre-trained audio-to-expression model stays frozen; only the 2K-parameter ``StyleLayer``
-(scale and bias per expression coefficient) trains, exactly as ``a2e_stage.fit_person`` does for
+(scale and bias per expression coefficient) trains, exactly as ``deadlib.audio2expr.stage.fit_person`` does for
 the ``audio2expr.style.frames`` frames of the train_audio2expr stage. The flat metrics say whether
 the layer helps at this N: lip vertex error (mm) and jaw correlation on the actor's test part with
 the generic model (``*_before``), with the layer (``*_after``) and of a still neutral face
@@ -10,7 +10,7 @@ the generic model (``*_before``), with the layer (``*_after``) and of a still ne
 
 Command line (the ``style`` matrix stage of dvc.yaml)::
 
-    python -m deadlib.train.style_stage --identity synth_h00 --n-frames 100 \\
+    python -m deadlib.audio2expr.style_stage --identity synth_h00 --n-frames 100 \\
         --a2e models/audio2expr/audio2expr.pt --cache-root data/prepared \\
         --out models/style/synth_h00_n100.pt --metrics metrics/style/synth_h00_n100.json
 """
@@ -25,11 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from deadlib.core.config import write_settings
-from deadlib.core.files import write_json
-from deadlib.data.dataset import load_splits
-from deadlib.data.face3d import ExpressionBasis
-from deadlib.train.audio2expr_stage import (
+from deadlib.audio2expr.stage import (
     a2e_settings,
     basis_digest,
     fit_person,
@@ -38,6 +34,10 @@ from deadlib.train.audio2expr_stage import (
     save_style,
     score_person,
 )
+from deadlib.core.config import write_settings
+from deadlib.core.files import write_json
+from deadlib.data.dataset import load_splits
+from deadlib.data.face3d import ExpressionBasis
 
 
 class StyleStageError(ValueError):
@@ -81,8 +81,8 @@ def run_style_cell(identity: str, n_frames: int, a2e_path: str | os.PathLike, ca
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """``python -m deadlib.train.style_stage`` — one (identity, N) style cell."""
-    ap = argparse.ArgumentParser(prog="python -m deadlib.train.style_stage", description=__doc__.splitlines()[0])
+    """``python -m deadlib.audio2expr.style_stage`` — one (identity, N) style cell."""
+    ap = argparse.ArgumentParser(prog="python -m deadlib.audio2expr.style_stage", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=None)
     ap.add_argument("--params", default=None)
     ap.add_argument("--identity", required=True)

@@ -14,7 +14,7 @@ coefficients through the basis at the FaceMesh mouth vertices (``facemesh.mouth`
 Artefacts in ``out_dir``: ``audio2expr.pt`` (model config + weights + neutral + the basis hash it
 was trained for), ``style/<name>.pt`` per held-out identity, ``loss.csv``, ``val.csv`` (the
 validation curve). Flat metrics JSON.
-Command line: ``python -m deadlib.train.audio2expr_stage --profile smoke --cache-root data/prepared``.
+Command line: ``python -m deadlib.audio2expr.stage --profile smoke --cache-root data/prepared``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,19 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from deadlib.audio2expr.losses import MouthBasis, lip_vertex_error
+from deadlib.audio2expr.model import (
+    Audio2ExprConfig,
+    Audio2Expression,
+    Audio2ExprTrainConfig,
+    predict,
+    train_audio2expr,
+)
+from deadlib.audio2expr.style import (
+    PersonalisedAudio2Expression,
+    StyleLayer,
+    fit_style_layer,
+)
 from deadlib.core.config import seed_everything, stage_config, write_settings
 from deadlib.core.files import save_torch, write_json
 from deadlib.core.measures import pearson
@@ -39,19 +52,6 @@ from deadlib.data.audio import log_mel
 from deadlib.data.dataset import load_splits
 from deadlib.data.face3d import ExpressionBasis
 from deadlib.data.facemesh import load_topology
-from deadlib.model.audio2expr import (
-    Audio2ExprConfig,
-    Audio2Expression,
-    Audio2ExprTrainConfig,
-    predict,
-    train_audio2expr,
-)
-from deadlib.model.expr_losses import MouthBasis, lip_vertex_error
-from deadlib.model.style_layer import (
-    PersonalisedAudio2Expression,
-    StyleLayer,
-    fit_style_layer,
-)
 
 CKPT_FORMAT = 1
 FRAMES_PER_ALIGN, MEL_PER_ALIGN = 5, 16  # 5 video frames = 16 MEL rows exactly (25 fps, 80 rows/s)
@@ -144,7 +144,7 @@ def load_a2e(path: str | os.PathLike, device: torch.device | str = "cpu") -> tup
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no audio-to-expression model at {path}; run the train_audio2expr stage "
-                                "(python -m deadlib.train.audio2expr_stage) or pass its audio2expr.pt")
+                                "(python -m deadlib.audio2expr.stage) or pass its audio2expr.pt")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("kind") != "audio2expr":
         raise ValueError(f"{path} is not an audio2expr checkpoint (kind={ckpt.get('kind')!r})")
@@ -355,8 +355,8 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """CLI: ``python -m deadlib.train.audio2expr_stage --profile smoke --cache-root data/prepared --out models/audio2expr``."""
-    ap = argparse.ArgumentParser(prog="python -m deadlib.train.audio2expr_stage", description=__doc__.splitlines()[0])
+    """CLI: ``python -m deadlib.audio2expr.stage --profile smoke --cache-root data/prepared --out models/audio2expr``."""
+    ap = argparse.ArgumentParser(prog="python -m deadlib.audio2expr.stage", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=None, help="smoke | default | full (default: params.yaml's)")
     ap.add_argument("--params", default=None)
     ap.add_argument("--cache-root", default="data/prepared")

@@ -2,7 +2,7 @@
 
 DEAD drives its renderer with expression parameters predicted by Imitator, a transformer trained
 on many speakers, and adapts to a new actor by training only a per-coefficient affine final
-layer (``deadlib.model.style_layer``). Without wav2vec2/HuBERT weights, the audio input here is the
+layer (``deadlib.audio2expr.style``). Without wav2vec2/HuBERT weights, the audio input here is the
 project's log-MEL (``deadlib.data.audio``): each video frame gets its 16-MEL-frame (0.2 s) window.
 
 Architecture (per video frame i, all frames in parallel — non-autoregressive):
@@ -42,7 +42,7 @@ Config presets (``Audio2ExprConfig``; values come from params.yaml):
   full:    d_model 256, n_heads 4, n_layers 4, ff 1024, dropout 0.1, context 12, period 50, conv 128
 (conv = conv_channels; all with gate_db -60, gate_width_db 6.)
 ``train_audio2expr`` (multi-identity pre-training) is at the end of this file; the per-person
-style layer and its fitting are in ``deadlib.model.style_layer``; losses in ``deadlib.model.expr_losses``.
+style layer and its fitting are in ``deadlib.audio2expr.style``; losses in ``deadlib.audio2expr.losses``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from deadlib.audio2expr.losses import MouthBasis, expression_loss
 from deadlib.data.audio import (
     MEL_DB_MAX,
     MEL_DB_MIN,
@@ -64,7 +65,6 @@ from deadlib.data.audio import (
     log_mel,
     mel_window_starts,
 )
-from deadlib.model.expr_losses import MouthBasis, expression_loss
 
 MEL_PER_FRAME = 80.0 / 25.0  # MEL rows per video frame (16 kHz, hop 200, 25 fps)
 

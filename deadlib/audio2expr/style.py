@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from deadlib.model.audio2expr import Audio2ExprConfig, Audio2Expression, predict
-from deadlib.model.expr_losses import MouthBasis, expression_loss
+from deadlib.audio2expr.losses import MouthBasis, expression_loss
+from deadlib.audio2expr.model import Audio2ExprConfig, Audio2Expression, predict
 
 
 class StyleLayer(nn.Module):

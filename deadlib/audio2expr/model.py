@@ -273,6 +273,7 @@ class Audio2ExprTrainConfig:
     silence_prob: float = 0.3  # chance that a crop gets a stretch of silence
     silence_floors_db: list[float] = field(default_factory=lambda: [-90.0, -80.0, -70.0, -60.0])
     gain_db: float = 6.0  # random loudness change of a crop, ± dB
+    formant_warp: float = 0.1  # random MEL-axis stretch of a crop by exp(±formant_warp) (another vocal tract)
     seed: int = 0
 
 
@@ -284,14 +285,30 @@ def _noise_mels(floors_db: list[float], seconds: float, rng: np.random.Generator
     return bank
 
 
+def warp_mel_axis(mel: np.ndarray, factor: float) -> np.ndarray:
+    """(M, F) log-MEL with the MEL axis stretched by ``factor`` (linear interpolation, edge bins
+    repeated): band f takes the value of band f / factor, so ``factor`` > 1 moves formants up.
+    Vocal-tract-length perturbation: a speaker with a shorter or longer vocal tract saying the same
+    thing — with 17 real training speakers, the model otherwise learns their voices, not speech."""
+    f = mel.shape[1]
+    src = np.clip(np.arange(f) / factor, 0, f - 1)  # (F,) fractional source band of each band
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, f - 1)
+    w = (src - lo).astype(np.float32)
+    return mel[:, lo] * (1 - w) + mel[:, hi] * w
+
+
 def _sample_crop(mel: np.ndarray, expr: np.ndarray, window: int, mel_window: int,
                  cfg: Audio2ExprTrainConfig, neutral: np.ndarray, bank: list[np.ndarray],
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
     """One augmented crop: windows (T, W, F), target (T, K), first frame index.
 
     Silence replaces the MEL rows under frames [a, a + length) (rows centred in them, 3.2 MEL
-    rows per frame), and those frames' target becomes ``neutral``.
+    rows per frame), and those frames' target becomes ``neutral``. With ``cfg.formant_warp`` the
+    speech (not the inserted silence) is first warped along the MEL axis (``warp_mel_axis``).
     """
+    if cfg.formant_warp > 0:
+        mel = warp_mel_axis(mel, float(np.exp(rng.uniform(-cfg.formant_warp, cfg.formant_warp))))
     n = len(expr)
     s = int(rng.integers(0, n - window + 1))
     mel = mel.copy()

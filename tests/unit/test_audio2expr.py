@@ -21,11 +21,14 @@ from deadlib.audio2expr.model import (
     Audio2ExprConfig,
     Audio2Expression,
     Audio2ExprTrainConfig,
+    _noise_mels,
+    _sample_crop,
     band_mask,
     neutral_from_quiet_frames,
     predict,
     silence_gate,
     train_audio2expr,
+    warp_mel_axis,
 )
 from deadlib.audio2expr.style import (
     PersonalisedAudio2Expression,
@@ -210,3 +213,32 @@ def test_velocity_loss():
     ramp = torch.linspace(0, 1, 10)[None, :, None].expand(1, 10, 3)
     assert velocity_loss(ramp + 5.0, ramp) < 1e-10 # a constant offset is not a velocity error
     assert velocity_loss(ramp, const_a) > 0
+
+
+def test_warp_mel_axis_moves_a_band_and_keeps_identity_at_one():
+    mel = np.full((4, 80), -1.0, np.float32)
+    mel[:, 40] = 1.0  # one loud band (a formant)
+    assert np.array_equal(warp_mel_axis(mel, 1.0), mel)
+    up, down = warp_mel_axis(mel, 1.1), warp_mel_axis(mel, 1 / 1.1)
+    assert up.shape == mel.shape and up.dtype == np.float32
+    assert int(up[0].argmax()) == 44 and int(down[0].argmax()) == 36  # 40·1.1, 40/1.1
+    assert up.min() >= -1.0 and up.max() <= 1.0  # interpolation, no new values outside the input's range
+
+
+def test_formant_warp_changes_only_the_speech_of_a_crop(data):
+    """formant_warp 0 draws nothing extra from the generator (the old crops, bit for bit); > 0 warps
+    the speech while the crop position and the targets stay those of the same draw."""
+    mel, expr = data["train"][0]
+    bank = _noise_mels([-70.0], 2.0, np.random.default_rng(0))
+    neutral = np.zeros(expr.shape[1], np.float32)
+
+    def crop(warp: float):
+        cfg = Audio2ExprTrainConfig(window=32, silence_prob=0.0, gain_db=0.0, formant_warp=warp)
+        rng = np.random.default_rng(11)
+        if not warp:
+            rng.uniform()  # stands in for the warp's draw, so both crops start at the same position
+        return _sample_crop(mel, expr, 32, 16, cfg, neutral, bank, rng)
+
+    plain, warped = crop(0.0), crop(0.1)
+    assert plain[2] == warped[2] and np.array_equal(plain[1], warped[1])
+    assert not np.array_equal(plain[0], warped[0]) and plain[0].shape == warped[0].shape

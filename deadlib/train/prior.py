@@ -66,16 +66,35 @@ def data_fingerprint(cache_root: str | os.PathLike, names: list[str]) -> str:
     return digest.hexdigest()
 
 
+# The package folders the prior stage's code lives in: its DVC dependency folders (dvc.yaml's
+# train_prior deps; tests/unit/test_train.py checks the two agree).
+PRIOR_CODE = ("core", "data", "model", "train")
+
+
+def code_fingerprint(folders: tuple[str, ...] = PRIOR_CODE) -> str:
+    """sha1 over the Python sources of ``folders`` of the deadlib package (paths and bytes): another
+    value whenever code the prior can run changed, as DVC's own dependency check sees it."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def forget_checkpoint_of_other_data(out_dir: str | os.PathLike, fingerprint: str) -> bool:
-    """Delete ``out_dir``'s checkpoint (and logs) unless it was trained on data with ``fingerprint``
-    (``data_fingerprint.txt`` beside it); then record ``fingerprint``. True when one was deleted.
-    The persistent DVC output would otherwise resume a finished prior of the old data, because its
-    settings still match."""
+    """Delete ``out_dir``'s checkpoint (and logs) unless it was trained with ``fingerprint`` — the
+    prepared data's and the code's (``data_fingerprint.txt`` beside it); then record ``fingerprint``.
+    True when one was deleted. The persistent DVC output would otherwise resume a finished prior
+    of the old data or code, because its settings still match, and DVC would record the new code
+    for weights it never ran."""
     out_dir = Path(out_dir)
     record, ckpt = out_dir / "data_fingerprint.txt", out_dir / "checkpoint.pt"
     stale = ckpt.is_file() and (not record.is_file() or record.read_text().strip() != fingerprint)
     if stale:
-        print(f"not resuming {ckpt}: it was trained on another prepared cache; starting over", file=sys.stderr)
+        print(f"not resuming {ckpt}: it was trained on another prepared cache or by other code; starting over",
+              file=sys.stderr)
         ckpt.unlink()
         shutil.rmtree(out_dir / "dvclive", ignore_errors=True)
     with atomic_output(record) as tmp:
@@ -106,7 +125,7 @@ def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, split
     ctx = ctx or current_context(cfg.device)
     names = load_splits(splits)["prior"]
     if make_dataset is None and resume == "matching" and ctx.is_main:
-        forget_checkpoint_of_other_data(out_dir, data_fingerprint(cache_root, names))
+        forget_checkpoint_of_other_data(out_dir, f"data {data_fingerprint(cache_root, names)} code {code_fingerprint()}")
     make = make_dataset or _window_dataset
     r = cfg.renderer
     train_set = make(cache_root, names, "train", r.window, r.n_refs, cfg.seed)

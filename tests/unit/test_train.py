@@ -411,3 +411,21 @@ def test_a_prior_checkpoint_of_another_prepared_cache_is_not_resumed(tmp_path, c
     second = data_fingerprint(cache, ["p0", "p1"])
     assert second != first and forget_checkpoint_of_other_data(out, second)
     assert not (out / "checkpoint.pt").exists() and "another prepared cache" in capsys.readouterr().err
+
+
+def test_the_prior_code_fingerprint_covers_the_stage_dependency_folders_and_sees_an_edit(tmp_path, monkeypatch, repo_root):
+    """A code change reruns train_prior in DVC's eyes; the persistent checkpoint must then not be
+    resumed either (it would be the old code's weights under the new code's lock entry)."""
+    import deadlib.train.prior as prior
+
+    deps = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["train_prior"]["deps"]
+    assert {d.split("/", 1)[1] for d in deps if d.startswith("deadlib/") and d != "deadlib/assets"} == set(prior.PRIOR_CODE)
+    fake = tmp_path / "deadlib"
+    for folder in ("train", "model"):
+        (fake / folder).mkdir(parents=True)
+        (fake / folder / "x.py").write_text("A = 1\n")
+    monkeypatch.setattr(prior, "__file__", str(fake / "train" / "prior.py"))
+    first = prior.code_fingerprint(("train", "model"))
+    assert prior.code_fingerprint(("train", "model")) == first
+    (fake / "model" / "x.py").write_text("A = 2\n")
+    assert prior.code_fingerprint(("train", "model")) != first

@@ -287,7 +287,12 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
     ``style_lve``; skipped when None). Returns rows, summary, markdown and missing cells."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = load_cells(metrics_dir)
+    # only the cells the study settings ask for: the folder may also hold another profile's cells
+    # (metrics files are committed; e.g. a smoke run in a clone of the default run's results)
+    expected = expected_cells(study)
+    found = load_cells(metrics_dir)
+    rows = [r for r in found if Path(r["file"]).stem in set(expected)]
+    ignored = sorted(Path(r["file"]).stem for r in found if Path(r["file"]).stem not in set(expected))
     metrics = sorted({*CURVE_METRICS, *ABLATION_METRICS})
     summary = summarise([*rows, *derived_rows(rows)], metrics)
     diffs = paired_differences(rows, CURVE_METRICS)
@@ -308,16 +313,16 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
                 for n in sizes if (label, n) in summary], f"{label} vs N")
     style_rows: list[list[Any]] = []
     if style_dir is not None:
-        header, style_rows = style_table(style_dir)
+        header, style_rows = style_table(style_dir, study)
         md.append(_write(out, "style_lve", header, style_rows,
                          "Audio-to-expression: lip vertex error (mm) without / with the style layer fitted on N frames"))
     import matplotlib.pyplot as plt
 
     plt.close(plot_curves(rows, ("psnr_lower", "psnr_mouth", "lmd_mouth_px", "sync_expert_lse_c", "psnr"),
                           out / "size_curves.png"))
-    expected = expected_cells(study)
     missing = sorted(set(expected) - {Path(r["file"]).stem for r in rows})
-    notes = f"\n{len(rows)} cells found; {len(missing)} expected cell(s) missing: {', '.join(missing) or 'none'}\n"
+    notes = (f"\n{len(rows)} cells found; {len(missing)} expected cell(s) missing: {', '.join(missing) or 'none'}; "
+             f"{len(ignored)} file(s) of cells the study settings do not ask for left out: {', '.join(ignored) or 'none'}\n")
     (out / "tables.md").write_text("\n".join(md) + notes)
     flat = {f"{m}_{lab.split()[0].lower()}_n{n}": s[m] for (lab, n), s in summary.items() if lab in ("Ours", "Baseline")
             for m in ("psnr_lower", "psnr_mouth", "lmd_mouth_px", "sync_expert_lse_c", "psnr", "ssim", "fid")}
@@ -334,20 +339,23 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
         write_json(summary_path, dict(sorted(flat.items())))
         write_settings(summary_path, study)
     return {"rows": rows, "summary": summary, "differences": diffs, "markdown": "\n".join(md), "missing": missing,
-            "flat": flat}
+            "ignored": ignored, "flat": flat}
 
 
 STYLE_COLUMNS = ("lve_mean_mm_before", "lve_mean_mm_after", "lve_mean_mm_static", "lve_gain_mm", "jaw_corr_before",
                  "jaw_corr_after")
 
 
-def style_table(style_dir: str | os.PathLike) -> tuple[list[str], list[list[Any]]]:
+def style_table(style_dir: str | os.PathLike, study: Mapping[str, Any] | None = None
+                ) -> tuple[list[str], list[list[Any]]]:
     """The per-person style layer vs N (``deadlib.audio2expr.style_stage`` cells in ``style_dir``): one row per N,
     means over identities of the test-part lip vertex error without / with the layer (mm), of a
-    still neutral face, the gain (before − after, > 0 = the layer helps) and jaw correlations."""
+    still neutral face, the gain (before − after, > 0 = the layer helps) and jaw correlations.
+    With ``study``, only its identities × sizes (``<identity>_n<N>.json``) count."""
+    asked = None if study is None else {f"{i}_n{n}" for i in study.get("identities", []) for n in study.get("sizes", [])}
     cells: dict[int, list[dict]] = {}
     for path in sorted(Path(style_dir).glob("*.json")):
-        if path.name.endswith(".settings.json"):
+        if path.name.endswith(".settings.json") or (asked is not None and path.stem not in asked):
             continue
         m = json.loads(path.read_text())
         cells.setdefault(int(m["n_frames"]), []).append(m)

@@ -13,6 +13,7 @@ import yaml
 from deadlib.core.config import ConfigError, stage_config
 from deadlib.eval.evaluate import write_metrics
 from deadlib.eval.study import (
+    STYLE_COLUMNS,
     aggregate,
     expected_cells,
     load_cells,
@@ -129,6 +130,29 @@ def test_aggregate_adds_the_style_layer_table_when_given_its_cells(tmp_path):
     assert flat["style_lve_mean_mm_before_n25"] == pytest.approx(2.5) and flat["style_lve_mean_mm_after_n100"] == 1.5
     aggregate(tmp_path / "none", tmp_path / "s2", study)
     assert not (tmp_path / "s2" / "style_lve.csv").exists()                  # no style_dir: no table
+
+def test_aggregate_leaves_out_cells_the_study_settings_do_not_ask_for(tmp_path):
+    """Metrics files are committed, so a smoke run in a clone finds the default run's cells beside its
+    own; the tables (and the evaluate notebook's figures) must use the smoke study's cells only."""
+    cells, style = tmp_path / "metrics", tmp_path / "style"
+    style.mkdir()
+    for ident in ("a", "b"):
+        for n in (25, 1000):
+            fake_cell(cells, "prior", ident, n, 20.0 if n == 25 else 99.0)
+            fake_cell(cells, "scratch", ident, n, 15.0 if n == 25 else 99.0)
+            (style / f"{ident}_n{n}.json").write_text(json.dumps(
+                {"n_frames": n, **{k: (1.0 if ident == "a" and n == 25 else 9.0) for k in STYLE_COLUMNS}}))
+    study = {"identities": ["a"], "sizes": [25], "methods": ["prior", "scratch"], "ablation_size": 25}
+    out = aggregate(cells, tmp_path / "study", study, tmp_path / "study.json", style_dir=style)
+    assert {(r["identity"], r["n_frames"]) for r in out["rows"]} == {("a", 25)}
+    assert out["ignored"] == ["prior_a_n1000_s0", "prior_b_n1000_s0", "prior_b_n25_s0", "scratch_a_n1000_s0",
+                              "scratch_b_n1000_s0", "scratch_b_n25_s0"]
+    assert out["summary"][("Ours", 25)]["psnr"] == 20.0 and ("Ours", 1000) not in out["summary"]
+    assert "6 file(s) of cells the study settings do not ask for left out" in (tmp_path / "study" / "tables.md").read_text()
+    with open(tmp_path / "study" / "style_lve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["n_frames"]), int(r["n_ids"]), float(r["lve_mean_mm_before"])) for r in rows] == [(25, 1, 1.0)]
+
 
 def test_expected_cells_cover_grid_and_ablations():
     names = expected_cells({"identities": ["a"], "sizes": [25, 50], "methods": ["prior", "scratch"],

@@ -11,12 +11,16 @@ a matching output when the cache is empty; and prepare wrote wall-clock timings 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from support import dvc, git, run_in
+
+from deadlib.core.config import stage_config
+from deadlib.eval.study import expected_cells
 
 STAGES = ("corpus_report", "prepare")
 # Data outputs compared byte for byte with origin's dvc.lock. Executed notebooks (reports/*.ipynb)
@@ -48,6 +52,9 @@ def origin(tmp_path_factory, repo_root) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["profile"] = "smoke"
     params["synth"] = {**params["synth"], **TINY_SYNTH}
+    # dvc.yaml's study matrix reads the base values (a profile cannot change a DVC matrix): give it
+    # the smoke grid itself, as README's smoke command does with -S
+    params["study"] = {**params["study"], **params["study"]["by_profile"]["smoke"]}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(sys.executable, "-m", "deadlib.synth.corpus", "generate", cwd=root)
     dvc("repro", "--force", *STAGES, cwd=root)
@@ -70,3 +77,18 @@ def test_newcomer_clone_reproduces_what_origin_records(origin, tmp_path):
     assert "up to date" in dvc("status", *STAGES, cwd=clone)
     again = dvc("repro", *STAGES, cwd=clone)
     assert "didn't change, skipping" in again and "Running stage" not in again, again
+
+
+def test_newcomer_runs_the_whole_pipeline_and_ends_up_to_date(origin, tmp_path):
+    """The README's first command to its end (`corpus ensure && dvc repro`, every stage of dvc.yaml)
+    on the tiny corpus at the smoke profile. The clone carries the committed metrics of the default
+    run beside its own, as every newcomer's does (a stage that read them as its own failed here)."""
+    clone = tmp_path / "newcomer"
+    git("clone", "--quiet", "--no-hardlinks", origin, clone, cwd=tmp_path)
+    run(sys.executable, "-m", "deadlib.synth.corpus", "ensure", cwd=clone)
+    said = dvc("repro", cwd=clone)
+    assert "Running stage 'evaluate'" in said and "Running stage 'dub'" in said, said[-2000:]
+    assert "up to date" in dvc("status", "dvc.yaml", cwd=clone)  # real/dvc.yaml is the other command
+    asked = expected_cells(stage_config("study", "smoke", params_path=clone / "params.yaml"))
+    summary = json.loads((clone / "metrics" / "study.json").read_text())
+    assert summary["n_cells"] == len(asked) and len(asked) < 60  # the smoke study's cells, not the default run's

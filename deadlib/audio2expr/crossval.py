@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import yaml
 
 from deadlib.audio2expr.stage import (
     a2e_settings,
@@ -32,6 +31,7 @@ from deadlib.audio2expr.stage import (
     load_person_clips,
     pretrain,
 )
+from deadlib.core.config import merge_overrides, parse_overrides
 from deadlib.core.files import write_json
 from deadlib.data.dataset import load_splits
 from deadlib.data.face3d import ExpressionBasis
@@ -46,22 +46,8 @@ def speaker_folds(names: list[str], folds: int) -> list[list[str]]:
 
 
 def override(settings: Mapping, assignments: list[str]) -> dict:
-    """``settings`` with ``key.sub=value`` assignments applied (values parsed as YAML)."""
-    out = json.loads(json.dumps(settings))
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected key.sub=value")
-        *path, last = key.split(".")
-        node = out
-        for part in path:
-            if not isinstance(node.get(part), dict):
-                raise KeyError(f"--set {item!r}: audio2expr has no section {part!r}")
-            node = node[part]
-        if last not in node:
-            raise KeyError(f"--set {item!r}: audio2expr.{key} does not exist")
-        node[last] = yaml.safe_load(value)
-    return out
+    """``settings`` with ``key.sub=value`` assignments applied (values parsed as YAML; an unknown key is an error)."""
+    return merge_overrides("audio2expr", settings, parse_overrides(assignments))
 
 
 def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, progress: bool = False) -> dict[str, Any]:

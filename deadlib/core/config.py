@@ -98,9 +98,28 @@ def merge_overrides(name: str, base: Mapping, overrides: Mapping | None) -> dict
                 raise ConfigError(f"unknown setting {prefix}.{key}; params.yaml's {prefix} has {sorted(known)}")
             if isinstance(value, Mapping) and isinstance(known[key], Mapping):
                 check(f"{prefix}.{key}", known[key], value)
+            elif isinstance(value, Mapping) and known[key] is not None:
+                raise ConfigError(f"{prefix}.{key} is a value ({known[key]!r}), not a section: "
+                                  f"{prefix}.{key}.{next(iter(value), '')} does not exist")
 
     check(name, base, dict(overrides or {}))
     return deep_merge(base, dict(overrides or {}))
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["steps=10", "renderer.base_channels=8"]`` → {"steps": 10, "renderer": {"base_channels": 8}}
+    (values parsed as YAML, so numbers, booleans and null work): the ``--set`` of the command lines."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
 
 
 def settings_with(stage: str, profile: str | None = None, overrides: Mapping | None = None,

@@ -289,10 +289,13 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
     out.mkdir(parents=True, exist_ok=True)
     # only the cells the study settings ask for: the folder may also hold another profile's cells
     # (metrics files are committed; e.g. a smoke run in a clone of the default run's results)
-    expected = expected_cells(study)
-    found = load_cells(metrics_dir)
-    rows = [r for r in found if Path(r["file"]).stem in set(expected)]
-    ignored = sorted(Path(r["file"]).stem for r in found if Path(r["file"]).stem not in set(expected))
+    asked = set(expected_cells(study))
+    rows, ignored = [], []  # ignored: names, sorted as load_cells reads the files
+    for row in load_cells(metrics_dir):
+        if Path(row["file"]).stem in asked:
+            rows.append(row)
+        else:
+            ignored.append(Path(row["file"]).stem)
     metrics = sorted({*CURVE_METRICS, *ABLATION_METRICS})
     summary = summarise([*rows, *derived_rows(rows)], metrics)
     diffs = paired_differences(rows, CURVE_METRICS)
@@ -320,7 +323,7 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
 
     plt.close(plot_curves(rows, ("psnr_lower", "psnr_mouth", "lmd_mouth_px", "sync_expert_lse_c", "psnr"),
                           out / "size_curves.png"))
-    missing = sorted(set(expected) - {Path(r["file"]).stem for r in rows})
+    missing = sorted(asked - {Path(r["file"]).stem for r in rows})
     notes = (f"\n{len(rows)} cells found; {len(missing)} expected cell(s) missing: {', '.join(missing) or 'none'}; "
              f"{len(ignored)} file(s) of cells the study settings do not ask for left out: {', '.join(ignored) or 'none'}\n")
     (out / "tables.md").write_text("\n".join(md) + notes)

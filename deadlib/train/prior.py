@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from deadlib.core.config import stage_config, write_settings
+from deadlib.core.config import parse_overrides, stage_config, write_settings
 from deadlib.core.files import atomic_output, write_json
 from deadlib.data.dataset import load_splits
 from deadlib.model.renderer import to_uint8
@@ -56,13 +56,17 @@ def val_indices(n: int, k: int) -> list[int]:
 def data_fingerprint(cache_root: str | os.PathLike, names: list[str]) -> str:
     """sha1 over the prior identities' report.json (splits) and track.npz (fits, crops, meshes):
     a prepared cache whose fits or splits changed gives another value."""
+    return _files_digest(Path(cache_root), [f"{name}/{leaf}" for name in sorted(names) for leaf in ("report.json", "track.npz")])
+
+
+def _files_digest(root: Path, relative: list[str]) -> str:
+    """sha1 over each file's path (relative to ``root``, in the given order) and bytes."""
     digest = hashlib.sha1()
-    for name in sorted(names):
-        for leaf in ("report.json", "track.npz"):
-            digest.update(f"{name}/{leaf}".encode())
-            with open(Path(cache_root) / name / leaf, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
+    for rel in relative:
+        digest.update(rel.encode())
+        with open(root / rel, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -75,12 +79,7 @@ def code_fingerprint(folders: tuple[str, ...] = PRIOR_CODE) -> str:
     """sha1 over the Python sources of ``folders`` of the deadlib package (paths and bytes): another
     value whenever code the prior can run changed, as DVC's own dependency check sees it."""
     root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha1()
-    for folder in folders:
-        for path in sorted((root / folder).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return _files_digest(root, [p.relative_to(root).as_posix() for f in folders for p in sorted((root / f).rglob("*.py"))])
 
 
 def forget_checkpoint_of_other_data(out_dir: str | os.PathLike, fingerprint: str) -> bool:
@@ -147,24 +146,6 @@ def train_prior(cfg: TrainConfig | Mapping, cache_root: str | os.PathLike, split
 
 
 # --- command line (DVC stage, torchrun) ---------------------------------------------------------
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["steps=10", "renderer.base_channels=8"]`` → {"steps": 10, "renderer": {"base_channels": 8}}
-    (values parsed as YAML, so numbers, booleans and null work)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
-
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """``python -m deadlib.train.prior`` — one process, or every rank of a torchrun launch."""

@@ -4,7 +4,14 @@ import pytest
 import torch
 import yaml
 
-from deadlib.core.config import ConfigError, deep_merge, resolve_device, stage_config
+from deadlib.core.config import (
+    ConfigError,
+    deep_merge,
+    merge_overrides,
+    parse_overrides,
+    resolve_device,
+    stage_config,
+)
 
 PARAMS = {
     "profile": "default", "seed": 3, "device": "auto",
@@ -87,3 +94,20 @@ def test_dataclass_defaults_equal_the_default_profile(repo_root, module, name, s
         if default != values[f.name]:
             differ[f.name] = (default, values[f.name])
     assert not differ, f"{name} defaults differ from params.yaml {section} (default profile): {differ}"
+
+
+def test_set_overrides_parse_as_yaml_and_refuse_what_the_section_does_not_have():
+    """parse_overrides + merge_overrides: the --set of the command lines (prior, a2e cross-validation)."""
+    over = parse_overrides(["steps=10", "renderer.base_channels=8", "lr_audio=null", "amp=true"])
+    assert over == {"steps": 10, "renderer": {"base_channels": 8}, "lr_audio": None, "amp": True}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["steps"])
+    base = {"steps": 100, "renderer": {"base_channels": 32, "window": 5}, "lr_audio": None}
+    merged = merge_overrides("train_prior", base, parse_overrides(["renderer.window=3"]))
+    assert merged == {"steps": 100, "renderer": {"base_channels": 32, "window": 3}, "lr_audio": None}
+    assert base["renderer"]["window"] == 5
+    with pytest.raises(ConfigError, match="unknown setting train_prior.renderer.windw"):
+        merge_overrides("train_prior", base, parse_overrides(["renderer.windw=3"]))
+    with pytest.raises(ConfigError, match="train_prior.steps is a value"):   # a path through a value is a typo too
+        merge_overrides("train_prior", base, parse_overrides(["steps.max=3"]))
+    assert merge_overrides("train_prior", base, {"lr_audio": {"x": 1}})["lr_audio"] == {"x": 1}  # null may take a section

@@ -358,6 +358,7 @@ class Studio:
         self.stale_removed: list[Path] = []  # half-written dubs of the output path removed by the last dub
         self._frames: tuple[np.ndarray, np.ndarray] | None = None
         self._t0, self._last_update, self._stage_t0 = 0.0, 0.0, 0.0
+        self._unshown: tuple[str, int, int] | None = None  # the latest progress report not yet drawn
 
         wide = W.Layout(width="520px")
         self.video = W.Dropdown(description="video", layout=wide)
@@ -529,11 +530,14 @@ class Studio:
         return True
 
     def _guarded(self, what: str, job: Callable[[], None]) -> None:
+        self._unshown = None
         try:
             job()
         except DubCancelled as err:
+            self._show_progress(time.perf_counter())
             self.say(f"cancelled: {err}", "info")
         except Exception as err:  # noqa: BLE001 - shown as one line, never a traceback wall
+            self._show_progress(time.perf_counter())
             self.say(one_line(err), "error")
             self.last_traceback = traceback.format_exc()
         finally:
@@ -589,11 +593,20 @@ class Studio:
         if stage not in self.stages_seen:
             self.stages_seen.append(stage)
             self._stage_t0 = now
+        self._unshown = (stage, done, total)
         if stage not in COUNTED_STAGES or done in (0, total) or now - self._last_update > 0.25:
-            self._last_update = now
-            counted = counts_work(stage, total)
-            self.bar.max, self.bar.value = (total, done) if counted else (len(STAGES), STAGES.index(stage))
-            self.stage.value = html.escape(eta_text(stage, done, total, now - self._t0, now - self._stage_t0))
+            self._show_progress(now)
+
+    def _show_progress(self, now: float) -> None:
+        """Draw the latest report; the widgets are redrawn at most 4 times a second while counting, and
+        once more when a run stops between redraws (cancel, error), so the bar shows where it stopped."""
+        if self._unshown is None:
+            return
+        stage, done, total = self._unshown
+        self._unshown, self._last_update = None, now
+        counted = counts_work(stage, total)
+        self.bar.max, self.bar.value = (total, done) if counted else (len(STAGES), STAGES.index(stage))
+        self.stage.value = html.escape(eta_text(stage, done, total, now - self._t0, now - self._stage_t0))
 
     def _dub(self) -> None:
         video, audio = self._need(self.video_file(), "video"), self._need(self.audio_file(), "audio")

@@ -9,10 +9,19 @@ the jaw-coefficient correlation with the tracked one (mouth opening), the mean o
 people, beside their lip vertex error. The held-out people (``splits["heldout"]``) are never
 loaded.
 
+With ``--adapt`` each unseen speaker is also adapted as a new person is (``fit_person`` on the
+first ``style.frames`` frames of its train part) and the generic model, the style layer alone and
+the person's model (fine-tuned copy + style layer) are all scored on its validation span, which
+the adaptation never saw: ``mean_jaw_corr_{generic,style,adapted}`` and the paired difference
+``adapted - style`` with a 95 % interval over speakers.
+
 Command line (``--set`` overrides the profile's ``audio2expr`` settings, dotted keys)::
 
     python -m deadlib.audio2expr.crossval --cache-root real/data/prepared --steps 800 \\
         --set train.formant_warp=0.0 --out cv_nowarp.json
+
+The ``audio2expr_crossval`` stage of real/dvc.yaml runs it with ``--adapt`` at the profile's own
+settings, so the record of why ``audio2expr.style.finetune`` is on is rebuilt with the pipeline.
 """
 
 from __future__ import annotations
@@ -28,10 +37,11 @@ import numpy as np
 from deadlib.audio2expr.stage import (
     a2e_settings,
     evaluate_clips,
+    fit_person,
     load_person_clips,
     pretrain,
 )
-from deadlib.core.config import merge_overrides, parse_overrides
+from deadlib.core.config import merge_overrides, parse_overrides, write_settings
 from deadlib.core.files import write_json
 from deadlib.data.dataset import load_splits
 from deadlib.data.face3d import ExpressionBasis
@@ -50,12 +60,15 @@ def override(settings: Mapping, assignments: list[str]) -> dict:
     return merge_overrides("audio2expr", settings, parse_overrides(assignments))
 
 
-def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, progress: bool = False) -> dict[str, Any]:
-    """Scores of ``settings`` on unseen prior speakers → {mean_jaw_corr, mean_lve_mm, people: [...]}."""
+def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, progress: bool = False,
+                   adapt: bool = False) -> dict[str, Any]:
+    """Scores of ``settings`` on unseen prior speakers → {mean_jaw_corr, mean_lve_mm, people: [...]}
+    (+ the adapted scores on their validation spans with ``adapt``, see the module's doc)."""
     cache_root = Path(cache_root)
     basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
     prior = load_splits(cache_root)["prior"]
     window = settings["train"]["window"]
+    style_only = {**settings, "style": {**settings["style"], "finetune": None}}
     people = []
     for k, unseen in enumerate(speaker_folds(prior, folds)):
         seen = [n for n in prior if n not in unseen]
@@ -63,14 +76,34 @@ def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, pr
         val = [c for n in seen for c in load_person_clips(cache_root, n, "val")]
         model, history = pretrain(settings, clips, basis, "cpu", progress, val_clips=val)
         for name in unseen:
-            whole = load_person_clips(cache_root, name, "train") + load_person_clips(cache_root, name, "val")
-            if whole:
-                scores = evaluate_clips(model, whole, basis, settings["chunk"])
-                people.append({"fold": k, "name": name, "frames": int(sum(len(e) for _, e in whole)),
-                               "jaw_corr": scores["jaw_corr"], "lve_mean_mm": scores["lve_mean_mm"],
-                               "best_step": history.get("best_step")})
-    return {"folds": folds, "mean_jaw_corr": float(np.mean([p["jaw_corr"] for p in people])),
-            "mean_lve_mm": float(np.mean([p["lve_mean_mm"] for p in people])), "people": people}
+            own_val = load_person_clips(cache_root, name, "val")
+            whole = load_person_clips(cache_root, name, "train") + own_val
+            if not whole:
+                continue
+            scores = evaluate_clips(model, whole, basis, settings["chunk"])
+            row = {"fold": k, "name": name, "frames": int(sum(len(e) for _, e in whole)),
+                   "jaw_corr": scores["jaw_corr"], "lve_mean_mm": scores["lve_mean_mm"],
+                   "best_step": history.get("best_step")}
+            if adapt and own_val:
+                variants = {"generic": model, "style": fit_person(model, cache_root, name, basis, style_only)[0]}
+                variants["adapted"], fitted = fit_person(model, cache_root, name, basis, settings)
+                row["finetune_steps"] = fitted["finetune_steps"]
+                for label, m in variants.items():
+                    val_scores = evaluate_clips(m, own_val, basis, settings["chunk"])
+                    row[f"jaw_corr_{label}"], row[f"lve_mean_mm_{label}"] = val_scores["jaw_corr"], val_scores["lve_mean_mm"]
+            people.append(row)
+    result = {"folds": folds, "mean_jaw_corr": float(np.mean([p["jaw_corr"] for p in people])),
+              "mean_lve_mm": float(np.mean([p["lve_mean_mm"] for p in people])), "people": people}
+    adapted = [p for p in people if "jaw_corr_adapted" in p]
+    if adapt and adapted:
+        for key in ("jaw_corr", "lve_mean_mm"):
+            for label in ("generic", "style", "adapted"):
+                result[f"mean_{key}_{label}"] = float(np.mean([p[f"{key}_{label}"] for p in adapted]))
+        gain = np.array([p["jaw_corr_adapted"] - p["jaw_corr_style"] for p in adapted])
+        half = 1.96 * gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else float("nan")
+        result.update(n_adapted=len(adapted), jaw_corr_gain_of_finetune=float(gain.mean()),
+                      jaw_corr_gain_of_finetune_ci95=float(half), finetune_better=int((gain > 0).sum()))
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -82,17 +115,24 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=None, help="pre-training steps (default: the profile's)")
     ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                     help="override an audio2expr setting, e.g. train.formant_warp=0.0 (repeatable)")
-    ap.add_argument("--out", default=None, help="write the result as JSON here")
+    ap.add_argument("--adapt", action="store_true",
+                    help="also adapt each unseen speaker (fine-tune + style layer) and score its validation span")
+    ap.add_argument("--out", default=None, help="write the whole result (settings, every speaker) as JSON here")
+    ap.add_argument("--metrics", default=None, help="write the flat summary here (+ its .settings.json), for DVC")
     args = ap.parse_args(argv)
     settings = override(a2e_settings(args.profile, args.params), args.assignments)
     if args.steps is not None:
         settings["train"]["steps"] = args.steps
     start = time.perf_counter()
-    result = {"settings": settings, **cross_validate(settings, args.cache_root, args.folds),
+    result = {"settings": settings, **cross_validate(settings, args.cache_root, args.folds, adapt=args.adapt),
               "seconds": round(time.perf_counter() - start, 1)}
-    print(json.dumps({k: result[k] for k in ("folds", "mean_jaw_corr", "mean_lve_mm", "seconds")}))
+    summary = {k: v for k, v in result.items() if k not in ("settings", "people")}
+    print(json.dumps(summary))
     if args.out:
         write_json(args.out, result)
+    if args.metrics:
+        write_json(args.metrics, summary)
+        write_settings(args.metrics, settings)
     return result
 
 

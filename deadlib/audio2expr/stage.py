@@ -20,6 +20,7 @@ Command line: ``python -m deadlib.audio2expr.stage --profile smoke --cache-root 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -42,6 +43,7 @@ from deadlib.audio2expr.model import (
 from deadlib.audio2expr.style import (
     PersonalisedAudio2Expression,
     StyleLayer,
+    fine_tune_base,
     fit_style_layer,
 )
 from deadlib.core.config import seed_everything, stage_config, write_settings
@@ -153,25 +155,41 @@ def load_a2e(path: str | os.PathLike, device: torch.device | str = "cpu") -> tup
     return model.to(device).eval(), {k: ckpt[k] for k in ("basis_digest", "meta", "config")}
 
 
-def save_style(path: str | os.PathLike, style: StyleLayer, identity: str, meta: Mapping | None = None) -> Path:
+def save_style(path: str | os.PathLike, person: PersonalisedAudio2Expression, generic: Audio2Expression,
+               identity: str, meta: Mapping | None = None) -> Path:
+    """Atomic file of one person's audio-to-expression: the style layer, and the fine-tuned copy's
+    weights when ``fit_person`` fine-tuned ``generic`` for this person (``person.base is not generic``)."""
     data = {"format": CKPT_FORMAT, "kind": "style_layer", "identity": identity,
-            "scale": style.scale.detach().cpu(), "bias": style.bias.detach().cpu(), "meta": dict(meta or {})}
+            "scale": person.style.scale.detach().cpu(), "bias": person.style.bias.detach().cpu(), "meta": dict(meta or {})}
+    if person.base is not generic:
+        data["base_config"] = dataclasses.asdict(person.base.config)
+        data["base_state_dict"] = {k: v.detach().cpu() for k, v in person.base.state_dict().items()}
     save_torch(path, data)
     return path
 
 
-def load_style(path: str | os.PathLike, k: int) -> tuple[StyleLayer, str]:
-    """(StyleLayer, identity) from ``save_style``'s file; raises when it has not ``k`` coefficients."""
+def load_style(path: str | os.PathLike, generic: Audio2Expression) -> tuple[PersonalisedAudio2Expression, str]:
+    """(the person's model in eval mode, identity) from ``save_style``'s file: ``generic`` (or its
+    fine-tuned copy stored in the file) followed by the style layer. Raises when the file was made
+    for a model of another shape."""
     data = torch.load(Path(path), map_location="cpu", weights_only=True)
     if data.get("kind") != "style_layer":
         raise ValueError(f"{path} is not a style-layer file (kind={data.get('kind')!r})")
+    k = generic.config.K
     if data["scale"].numel() != k:
         raise ValueError(f"style layer {path} has {data['scale'].numel()} coefficients, the model K={k}")
+    base = generic
+    if "base_state_dict" in data:
+        if data["base_config"] != dataclasses.asdict(generic.config):
+            raise ValueError(f"{path} holds a fine-tune of another audio-to-expression architecture than the "
+                             "model given; fit the person again with this model")
+        base = copy.deepcopy(generic)
+        base.load_state_dict(data["base_state_dict"])
     style = StyleLayer(k)
     with torch.no_grad():
         style.scale.copy_(data["scale"])
         style.bias.copy_(data["bias"])
-    return style, data["identity"]
+    return PersonalisedAudio2Expression(base.eval(), style).eval(), data["identity"]
 
 
 # ----------------------------------------------------------------------------- training + scoring
@@ -238,18 +256,36 @@ def pretrain(settings: Mapping, clips: list[tuple[np.ndarray, np.ndarray]], basi
     return model, history
 
 
+def fine_tune_config(settings: Mapping) -> tuple[Audio2ExprTrainConfig, int] | None:
+    """(training config, min_frames) of the per-person fine-tune (``style.finetune``), None when off:
+    pre-training's settings with the fine-tune's steps, lr, window, batch and warm-up."""
+    tune = dict(settings["style"].get("finetune") or {})
+    if int(tune.get("steps") or 0) <= 0:
+        return None
+    min_frames = int(tune.pop("min_frames", 0))
+    return dataclasses.replace(_train_config(settings), **tune), min_frames
+
+
 def fit_person(base: Audio2Expression, cache_root: str | os.PathLike, name: str, basis: ExpressionBasis,
                settings: Mapping, n_frames: int | None = None) -> tuple[PersonalisedAudio2Expression, dict]:
-    """Train ONLY a StyleLayer on ``name``'s first ``n_frames`` train frames (default style.frames)."""
+    """``name``'s own audio-to-expression from its first ``n_frames`` train frames (default style.frames):
+    a fine-tuned copy of ``base`` (``style.finetune``, when at least ``min_frames`` of those frames lie in
+    runs of ``window`` frames) followed by a StyleLayer trained on its own. ``base`` is not changed.
+    History: the style layer's ``loss`` and ``finetune_steps`` (0 = generic base kept)."""
     style = settings["style"]
     clips = load_person_clips(cache_root, name, "train", n_frames or style["frames"])
     if not clips:
         raise ValueError(f"{name}: no frames with a face among its first {n_frames or style['frames']} train frames")
-    model = PersonalisedAudio2Expression(base)
+    tuned, tune_steps = base, 0
+    tune = fine_tune_config(settings)
+    if tune is not None and sum(len(e) for _, e in clips if len(e) >= tune[0].window) >= tune[1]:
+        tuned, tune_history = fine_tune_base(base, clips, tune[0], mouth_basis(basis))
+        tune_steps = len(tune_history["loss"])
+    model = PersonalisedAudio2Expression(tuned)
     history = fit_style_layer(model, clips, steps=style["steps"], lr=style["lr"], basis=mouth_basis(basis),
                               w_coef=style["w_coef"], w_vel=style["w_vel"], w_vertex=style["w_vertex"],
                               prior_frames=style["prior_frames"])
-    return model, history
+    return model, {**history, "finetune_steps": tune_steps}
 
 
 def evaluate_clips(model: torch.nn.Module, clips: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis,
@@ -263,14 +299,14 @@ def evaluate_clips(model: torch.nn.Module, clips: list[tuple[np.ndarray, np.ndar
             "jaw_corr": pearson(pred[:, j], target[:, j]), "pred": pred, "target": target}
 
 
-def score_person(person: PersonalisedAudio2Expression, test: list[tuple[np.ndarray, np.ndarray]],
+def score_person(person: PersonalisedAudio2Expression, generic: Audio2Expression, test: list[tuple[np.ndarray, np.ndarray]],
                  basis: ExpressionBasis, chunk: int = 200) -> dict[str, Any]:
-    """A person's test clips scored by the generic model ("before"), with the style layer ("after"),
-    and by a still neutral face (``static_lve_mean_mm``: the LVE of predicting no motion at all)."""
+    """A person's test clips scored by the generic model ("before"), by the person's own model (fine-tune
+    + style layer, "after"), and by a still neutral face (``static_lve_mean_mm``: no motion at all)."""
     target = np.concatenate([e for _, e in test])                                  # (N, K)
-    neutral = np.broadcast_to(person.base.neutral.cpu().numpy(), target.shape)
+    neutral = np.broadcast_to(generic.neutral.cpu().numpy(), target.shape)
     static = lip_vertex_error(neutral, target, mouth_basis(basis))
-    return {"before": evaluate_clips(person.base, test, basis, chunk), "after": evaluate_clips(person, test, basis, chunk),
+    return {"before": evaluate_clips(generic, test, basis, chunk), "after": evaluate_clips(person, test, basis, chunk),
             "static_lve_mean_mm": static["lve_mean"] * CM_TO_MM}
 
 
@@ -329,8 +365,9 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
         if not test:
             continue
         person, style_hist = fit_person(model, cache_root, name, basis, settings)
-        save_style(out_dir / "style" / f"{name}.pt", person.style, name, {"frames": settings["style"]["frames"]})
-        per_person[name] = {**score_person(person, test, basis, chunk), "style_loss": style_hist["loss"],
+        save_style(out_dir / "style" / f"{name}.pt", person, model, name,
+                   {"frames": settings["style"]["frames"], "finetune_steps": style_hist["finetune_steps"]})
+        per_person[name] = {**score_person(person, model, test, basis, chunk), "style_loss": style_hist["loss"],
                             "model": person}
     metrics: dict[str, float] = {"steps": len(history["loss"]), "final_loss": float(np.mean(history["loss"][-10:])),
                                  "n_prior": len(splits["prior"]), "n_heldout": len(per_person),

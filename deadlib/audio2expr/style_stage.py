@@ -1,11 +1,12 @@
 """One cell of the per-person style study (§3.4): the style layer of a held-out actor fitted on the
 SAME first N frames its renderer is adapted on (the study's data sizes), scored on its test part.
 
-The pre-trained audio-to-expression model stays frozen; only the 2K-parameter ``StyleLayer``
-(scale and bias per expression coefficient) trains, exactly as ``deadlib.audio2expr.stage.fit_person`` does for
-the ``audio2expr.style.frames`` frames of the train_audio2expr stage. The flat metrics say whether
-the layer helps at this N: lip vertex error (mm) and jaw correlation on the actor's test part with
-the generic model (``*_before``), with the layer (``*_after``) and of a still neutral face
+The person's model is made exactly as ``deadlib.audio2expr.stage.fit_person`` makes it for the
+``audio2expr.style.frames`` frames of the train_audio2expr stage: a fine-tuned copy of the
+pre-trained model (when N reaches ``style.finetune.min_frames``) and the 2K-parameter ``StyleLayer``
+(scale and bias per expression coefficient). The flat metrics say whether
+the person's model helps at this N: lip vertex error (mm) and jaw correlation on the actor's test part with
+the generic model (``*_before``), with the person's model (``*_after``) and of a still neutral face
 (``lve_mean_mm_static``). The layer is written where ``dub --style`` can take it.
 
 Command line (the ``style`` matrix stage of dvc.yaml)::
@@ -63,9 +64,11 @@ def run_style_cell(identity: str, n_frames: int, a2e_path: str | os.PathLike, ca
         raise StyleStageError(f"{identity}: no tracked face frames in its test part; nothing to score on")
     person, history = fit_person(base, cache_root, identity, basis, settings, n_frames=n_frames)
     fitted = sum(len(e) for _, e in load_person_clips(cache_root, identity, "train", n_frames))
-    scores = score_person(person, test, basis, settings["chunk"])
-    save_style(out_path, person.style, identity, {"frames": int(n_frames), "fitted_frames": fitted})
+    scores = score_person(person, base, test, basis, settings["chunk"])
+    save_style(out_path, person, base, identity, {"frames": int(n_frames), "fitted_frames": fitted,
+                                                  "finetune_steps": history["finetune_steps"]})
     metrics: dict[str, float] = {"n_frames": int(n_frames), "fitted_frames": int(fitted),
+                                 "finetune_steps": history["finetune_steps"],
                                  "style_steps": len(history["loss"]), "style_final_loss": float(history["loss"][-1]),
                                  "lve_mean_mm_static": scores["static_lve_mean_mm"],
                                  "scale_mean_abs_dev": float((person.style.scale - 1).abs().mean()),

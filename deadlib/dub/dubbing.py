@@ -7,7 +7,8 @@
    models present and of this profile's sizes — nothing long runs before that;
 2. prepare the video like the prepare stage (track, face3d fit with the corpus basis, crops,
    rasters), cached under ``cache_dir`` by the video's SHA-256 + the settings;
-3. predict expressions from the new audio (audio2expr + the actor's style layer when found);
+3. predict expressions from the new audio (audio2expr, or the actor's own model from its style file:
+   fine-tuned copy + style layer);
 4. replace the mouth/jaw coefficients, keep pose, identity and upper-face motion
    (``deadlib.dub.render``), re-rasterise UV/masks with ``face3d.raster_maps``;
 5. render windows of T frames with the adapted renderer + the actor's neural texture;
@@ -18,7 +19,7 @@ Length: audio longer than the video → the video is looped ping-pong; shorter �
 trimmed (default) or the audio padded with silence (``shorter="pad"``). ``--identity adapt-now``
 adapts the prior checkpoint to this video's first ``adapt.frames`` frames with ``deadlib.train.adapt``
 (prior renderer + fresh texture, generic prior windows mixed in when the prior's cache is there)
-and fits the style layer on the video's own speech.
+and fits the person's audio-to-expression (fine-tune + style layer) on the video's own speech.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import torch
 
 from deadlib.audio2expr.model import predict as predict_expressions
 from deadlib.audio2expr.stage import basis_digest, load_a2e, load_style
-from deadlib.audio2expr.style import PersonalisedAudio2Expression
 from deadlib.core.config import (
     ConfigError,
     load_params,
@@ -246,8 +246,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     state = load_checkpoint(ckpt_path, dev, TrainConfig(renderer=plan.renderer_cfg), restore_rng=False,
                             load_optimizers=False)
     state.renderer.eval()
-    model = plan.a2e if style_path is None else \
-        PersonalisedAudio2Expression(plan.a2e, load_style(style_path, plan.a2e.config.K)[0]).eval()
+    model = plan.a2e if style_path is None else load_style(style_path, plan.a2e)[0]
     cache = load_cache(folder)
     # the dub needs the fit, not the tracked landmarks (2 × (N, 478, 3) float32, 11 kB a frame)
     cache["track"] = {k: v for k, v in cache["track"].items() if k not in ("landmarks_raw", "landmarks")}

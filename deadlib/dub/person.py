@@ -8,8 +8,9 @@ The dub cache has no test part (``test_seconds: 0``): every frame is a "train" f
 
 ``adapt_now`` adapts the prior renderer to that video (``deadlib.train.adapt.adapt``: fresh texture,
 renderer initialised from the prior, generic prior windows mixed in at ``dub.adapt.mixed_ratio`` when
-the prior identities' prepared caches are found under ``prior_cache``), and fits the style layer on
-the video's own speech. Both are cached beside the prepared copy.
+the prior identities' prepared caches are found under ``prior_cache``), and fits the person's
+audio-to-expression on the video's own speech (``fit_person``: a fine-tuned copy of the generic model
++ the style layer). Both are cached beside the prepared copy.
 """
 
 from __future__ import annotations
@@ -143,10 +144,10 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
         a2e_cfg = a2e_settings(profile, params=params)
         a2e_cfg["style"] = {**a2e_cfg["style"], "steps": int(adapt_cfg["style_steps"])}
         weights = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in a2e.state_dict().values()))
-        style_path = out_dir / f"style_{_digest(weights.hexdigest(), a2e_cfg['style'])}.pt"   # per a2e model + settings
+        style_path = out_dir / f"style_{_digest(weights.hexdigest(), a2e_cfg['style'])}.pt"   # per a2e model + style/fine-tune settings
         if not style_path.is_file():
-            person, _ = fit_person(a2e, folder.parent, name, basis, a2e_cfg, n_frames)
-            save_style(style_path, person.style, name, {"frames": n_frames})
+            person, history = fit_person(a2e, folder.parent, name, basis, a2e_cfg, n_frames)
+            save_style(style_path, person, a2e, name, {"frames": n_frames, "finetune_steps": history["finetune_steps"]})
     return out_dir / "checkpoint.pt", style_path
 
 

@@ -318,7 +318,8 @@ def aggregate(metrics_dir: str | os.PathLike, out_dir: str | os.PathLike, study:
     if style_dir is not None:
         header, style_rows = style_table(style_dir, study)
         md.append(_write(out, "style_lve", header, style_rows,
-                         "Audio-to-expression: lip vertex error (mm) without / with the style layer fitted on N frames"))
+                         "Audio-to-expression: lip vertex error (mm) of the generic model / the person's model "
+                         "(fine-tuned copy + style layer) fitted on N frames"))
     import matplotlib.pyplot as plt
 
     plt.close(plot_curves(rows, ("psnr_lower", "psnr_mouth", "lmd_mouth_px", "sync_expert_lse_c", "psnr"),

@@ -231,8 +231,10 @@ def test_style_cell_fits_on_n_frames_and_writes_what_dub_reads(world, tmp_path, 
     assert m["lve_mean_mm_before"] == pytest.approx(world["a2e"]["metrics"]["lve_mean_mm_before"], rel=1e-4)
     assert m["lve_gain_mm"] == pytest.approx(m["lve_mean_mm_before"] - m["lve_mean_mm_after"])
     assert m["scale_mean_abs_dev"] > 0 or m["bias_mean_abs"] > 0                # the layer moved off the identity
-    style, identity = load_style(out, world["a2e"]["model"].config.K)
-    assert identity == "synth_h00" and not torch.equal(style.scale, torch.ones_like(style.scale))
+    assert m["finetune_steps"] == 0   # 25 frames hold no 32-frame fine-tune window: the style layer alone
+    person, identity = load_style(out, world["a2e"]["model"])
+    assert identity == "synth_h00" and not torch.equal(person.style.scale, torch.ones_like(person.style.scale))
+    assert person.base is world["a2e"]["model"]
     bad = subprocess.run([sys.executable, "-m", "deadlib.audio2expr.style_stage", "--profile", "smoke", "--identity", "synth_p00",
                           "--n-frames", "25", "--a2e", world["overrides"]["a2e"], "--cache-root", str(world["cache"]),
                           "--out", str(tmp_path / "p.pt"), "--metrics", str(tmp_path / "p.json")],

@@ -14,6 +14,7 @@ from deadlib.audio2expr.stage import (
     basis_digest,
     build_model,
     clip_of,
+    fine_tune_config,
     load_a2e,
     load_person_clips,
     load_style,
@@ -22,7 +23,7 @@ from deadlib.audio2expr.stage import (
     save_style,
     valid_runs,
 )
-from deadlib.audio2expr.style import StyleLayer
+from deadlib.audio2expr.style import PersonalisedAudio2Expression
 from deadlib.core.config import ConfigError
 from deadlib.data.audio import frame_mel_windows
 from deadlib.data.face3d import ExpressionBasis
@@ -119,13 +120,41 @@ def test_checkpoints_round_trip(tmp_path, repo_root):
     windows = torch.randn(1, 10, 16, 80)
     model.eval()
     torch.testing.assert_close(loaded(windows), model(windows))
-    style = StyleLayer(5)
+    person = PersonalisedAudio2Expression(model)
     with torch.no_grad():
-        style.scale.mul_(2.0)
-    save_style(tmp_path / "style.pt", style, "actor")
-    back, name = load_style(tmp_path / "style.pt", 5)
-    assert name == "actor" and torch.equal(back.scale, style.scale)
+        person.style.scale.mul_(2.0)
+    save_style(tmp_path / "style.pt", person, model, "actor")
+    back, name = load_style(tmp_path / "style.pt", model)
+    assert name == "actor" and torch.equal(back.style.scale, person.style.scale) and back.base is model
     with pytest.raises(ValueError, match="K=4"):
-        load_style(tmp_path / "style.pt", 4)
+        load_style(tmp_path / "style.pt", build_model(a2e_settings("smoke", params_path=repo_root / "params.yaml"), 4))
     with pytest.raises(ValueError, match="not an audio2expr checkpoint"):
         load_a2e(tmp_path / "style.pt")
+
+
+def test_a_fine_tuned_persons_model_round_trips_and_refuses_another_architecture(tmp_path, repo_root):
+    """A style file of a fine-tuned person carries the copy's weights: loading it beside the generic
+    model gives the person's predictions back exactly and leaves the generic model as it was."""
+    settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
+    torch.manual_seed(0)
+    generic = build_model(settings, 5).eval()
+    tuned = build_model(settings, 5).eval()      # other weights: stands in for the fine-tuned copy
+    person = PersonalisedAudio2Expression(tuned).eval()
+    save_style(tmp_path / "style.pt", person, generic, "actor", {"finetune_steps": 10})
+    generic_state = {k: v.clone() for k, v in generic.state_dict().items()}
+    back, _ = load_style(tmp_path / "style.pt", generic)
+    windows = torch.randn(1, 10, 16, 80)
+    assert back.base is not generic
+    torch.testing.assert_close(back(windows), person(windows), rtol=0, atol=0)
+    assert all(torch.equal(v, generic.state_dict()[k]) for k, v in generic_state.items())
+    wider = build_model({**settings, "model": {**settings["model"], "d_model": 16, "n_heads": 2}}, 5)
+    with pytest.raises(ValueError, match="another audio-to-expression architecture"):
+        load_style(tmp_path / "style.pt", wider)
+
+
+def test_fine_tune_settings_take_the_pretraining_ones_and_can_be_turned_off(repo_root):
+    smoke = a2e_settings("smoke", params_path=repo_root / "params.yaml")
+    cfg, min_frames = fine_tune_config(smoke)
+    assert (cfg.steps, cfg.window, min_frames) == (10, 32, 25) and cfg.formant_warp == smoke["train"]["formant_warp"]
+    assert fine_tune_config({**smoke, "style": {**smoke["style"], "finetune": {"steps": 0}}}) is None
+    assert fine_tune_config({**smoke, "style": {**smoke["style"], "finetune": None}}) is None

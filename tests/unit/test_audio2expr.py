@@ -33,6 +33,7 @@ from deadlib.audio2expr.model import (
 from deadlib.audio2expr.style import (
     PersonalisedAudio2Expression,
     StyleLayer,
+    fine_tune_base,
     fit_style_layer,
     freeze_all_but_style,
 )
@@ -162,6 +163,28 @@ def test_style_prior_keeps_a_few_frame_fit_near_the_identity_and_yields_to_data(
     free, held = fitted_scale(25, 0.0), fitted_scale(25, 100.0)
     assert np.abs(held - 1).sum() < 0.5 * np.abs(free - 1).sum()
     np.testing.assert_allclose(fitted_scale(500, 100.0), scale, atol=0.15)
+
+def test_fine_tune_learns_what_a_style_layer_cannot_and_leaves_the_generic_model_alone(trained, data):
+    """A speaker whose jaw moves with what the generic model calls lip width (the two coefficients
+    swapped): no per-coefficient scale and bias can express that, a fine-tuned copy learns it from
+    300 frames and predicts the speaker's next 200 frames better (squared error 0.026 vs 0.074
+    measured). The generic model is unchanged and the copy keeps its silence target."""
+    mel, art = data["heldout"]
+    person = art[:, [1, 0, 2]].astype(np.float32)
+    fit, rest = (mel[: 300 * 16 // 5 + 16], person[:300]), person[300:]
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    cfg = Audio2ExprTrainConfig(steps=150, batch=8, window=32, lr=3e-3, warmup=5, seed=0, w_vertex=0.0)
+    tuned, history = fine_tune_base(trained, [fit], cfg)
+    assert len(history["loss"]) == 150 and tuned is not trained
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in before.items())
+    assert torch.equal(tuned.neutral, trained.neutral)
+    styled = PersonalisedAudio2Expression(trained)
+    fit_style_layer(styled, [fit], steps=300, lr=0.05)
+    err = lambda m: float(np.mean((predict(m, mel, len(person))[300:] - rest) ** 2))  # noqa: E731
+    assert err(tuned) < 0.7 * err(styled), (err(tuned), err(styled))
+    with pytest.raises(ValueError, match="32 consecutive face frames"):
+        fine_tune_base(trained, [(fit[0], fit[1][:20])], cfg)
+
 
 @pytest.mark.parametrize("noise_db", [None, -60.0])
 def test_silence_gives_closed_still_mouth(trained, noise_db):

@@ -117,3 +117,28 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     x, y = x - x.mean(), y - y.mean()
     den = math.sqrt(float(x @ x) * float(y @ y))
     return float(x @ y / den) if den > 1e-12 else 0.0
+
+
+def pearson_block_interval(x: np.ndarray, y: np.ndarray, block: int = 25, resamples: int = 2000,
+                           level: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile interval of ``pearson(x, y)`` under a moving-block bootstrap (None when the series
+    are shorter than two blocks).
+
+    Frames of a talking head are correlated over about a syllable, so resampling single frames would
+    pretend there are n independent samples and give far too narrow an interval; here each resample
+    is ceil(n / block) runs of ``block`` consecutive (x, y) pairs, drawn with replacement and cut to
+    n. A resample with a constant series scores 0, as ``pearson`` does."""
+    x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    n = len(x)
+    if len(y) != n:
+        raise ValueError(f"series of different lengths: {n} and {len(y)}")
+    if n < 2 * block:
+        return None
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block + 1, size=(resamples, -(-n // block)))          # (R, blocks)
+    idx = (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :n]         # (R, n)
+    xs, ys = x[idx] - x[idx].mean(1, keepdims=True), y[idx] - y[idx].mean(1, keepdims=True)
+    den = np.sqrt((xs * xs).sum(1) * (ys * ys).sum(1))
+    r = np.where(den > 1e-12, (xs * ys).sum(1) / np.maximum(den, 1e-300), 0.0)          # (R,)
+    tail = (1 - level) / 2
+    return float(np.quantile(r, tail)), float(np.quantile(r, 1 - tail))

@@ -18,7 +18,9 @@ windows), exactly as a user runs ``dub --identity adapt-now``:
    ``tts``     ``tts_text`` spoken by espeak-ng (a synthetic voice no model trained on);
 4. score each dub against the real test frames, on the test clip's own face crops:
    ``mouth_open_r``      Pearson r of the mouth opening (FaceMesh inner-lip gap / eye distance) of
-                         dub vs real, frames where both are detected;
+                         dub vs real, frames where both are detected; ``_lo`` / ``_hi``: its 95 %
+                         moving-block bootstrap interval (blocks of ``r_block`` frames, ``r_resamples``
+                         resamples: how far one 10 s test part pins r down);
    ``mouth_lag``         the lag (frames, |lag| ≤ ``max_lag``) maximising that correlation — the AV
                          offset of the dubbed mouth against the real mouth (0 = in sync);
    ``mouth_open_pause`` / ``_speech``: mean opening where the driving audio is quieter / louder
@@ -47,7 +49,7 @@ from matplotlib.figure import Figure
 
 from deadlib.core.config import stage_config, write_settings
 from deadlib.core.files import write_json
-from deadlib.core.measures import pearson
+from deadlib.core.measures import pearson, pearson_block_interval
 from deadlib.data import face3d
 from deadlib.data.audio import log_mel, speech_energy
 from deadlib.data.crop import crop_frame
@@ -151,8 +153,11 @@ def score(result: DubResult, real: RealTest, audio: np.ndarray, judge, settings:
     opening = np.where(found, face3d.mouth_gap(np.nan_to_num(landmarks)), np.nan)
     lmd, rate, _ = landmark_distance(landmarks, real.landmarks[:n])
     lag, lag_r = mouth_lag(np.nan_to_num(opening), np.nan_to_num(real.opening[:n]), both, int(settings["max_lag"]))
+    interval = pearson_block_interval(opening[both], real.opening[:n][both], int(settings["r_block"]),
+                                      int(settings["r_resamples"])) if both.sum() >= 10 else None
     metrics.update({
         "mouth_open_r": pearson(opening[both], real.opening[:n][both]) if both.sum() >= 10 else None,
+        "mouth_open_r_lo": interval[0] if interval else None, "mouth_open_r_hi": interval[1] if interval else None,
         "mouth_lag": lag, "mouth_lag_r": lag_r, "lmd_mouth_px": lmd, "landmark_rate": rate,
         "mouth_open_mean": float(np.nanmean(opening)) if found.any() else None,
         "mouth_open_std": float(np.nanstd(opening)) if found.any() else None,

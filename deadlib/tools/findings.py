@@ -276,6 +276,14 @@ def _per_actor(reports: Mapping[str, Mapping], key: str, fmt: str = "{:.2f}") ->
     return " / ".join("—" if reports[a].get(key) is None else fmt.format(reports[a][key]) for a in reports)
 
 
+def _with_interval(report: Mapping[str, Any], key: str) -> str:
+    """``0.34 [0.12, 0.51]``: a value and its ``_lo`` / ``_hi`` interval where the report has one."""
+    if report.get(key) is None:
+        return "—"
+    lo, hi = report.get(f"{key}_lo"), report.get(f"{key}_hi")
+    return f"{report[key]:.2f}" + ("" if lo is None or hi is None else f" [{lo:.2f}, {hi:.2f}]")
+
+
 def reenact_findings(reports: Mapping[str, Mapping[str, Any]], sets: Sequence[str],
                      sync_expert: Mapping[str, Any] | None = None) -> str:
     """Findings of the self-reenactment stages: ``reports`` = {actor: its metrics file}, ``sets`` = the model
@@ -290,8 +298,10 @@ def reenact_findings(reports: Mapping[str, Mapping[str, Any]], sets: Sequence[st
         met = sum(v is not None and _meets(v, rule) for v in values)
         fmt = "{:+d}" if metric == "mouth_lag" else "{:.2f}"
         shown = {">=": "≥", "<=": "≤", "abs<=": "|·| ≤"}[rule[0]]
-        targets.append(f"{metric} {_per_actor(reports, key(main, 'own', metric), fmt)} (target {shown} {rule[1]}: met for "
-                       f"{met} of {len(values)})")
+        shown_values = _per_actor(reports, key(main, 'own', metric), fmt)
+        if metric == "mouth_open_r" and any(r.get(key(main, "own", "mouth_open_r_lo")) is not None for r in reports.values()):
+            shown_values = " / ".join(_with_interval(r, key(main, "own", metric)) for r in reports.values())
+        targets.append(f"{metric} {shown_values} (target {shown} {rule[1]}: met for {met} of {len(values)})")
     out = [f"- **Issue 14's targets** (own speech, {main} models, {actors}): " + "; ".join(targets) + ".\n"]
     gaps = [r[key(main, "own", "mouth_open_r")] - r[key(main, "silence", "mouth_open_r")] for r in reports.values()
             if r.get(key(main, "own", "mouth_open_r")) is not None and r.get(key(main, "silence", "mouth_open_r")) is not None]

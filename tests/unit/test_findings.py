@@ -113,3 +113,5 @@ def test_reenact_findings_count_targets_model_sets_and_judge_the_judge():
     expert["sync_expert_heldout_rank_accuracy"] = 0.5
     assert "are evidence" in F.reenact_findings(reports, ["realdata", "synthetic"], expert)
     assert F.reenact_findings({}, ["realdata"]) == ""
+    reports["p1"].update(realdata_own_mouth_open_r_lo=0.52, realdata_own_mouth_open_r_hi=0.81)
+    assert "mouth_open_r 0.70 [0.52, 0.81] / 0.30 (target" in F.reenact_findings(reports, ["realdata", "synthetic"])

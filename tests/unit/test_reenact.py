@@ -54,3 +54,23 @@ def test_crops_at_another_size_show_the_same_region():
 def test_split_span_says_to_prepare_first(tmp_path):
     with pytest.raises(ReenactError, match="prepare"):
         split_span(tmp_path, "nobody")
+
+
+def test_mouth_r_interval_covers_the_truth_and_widens_with_fewer_frames():
+    """The moving-block bootstrap interval of r: slow (syllable-long) series with a known correlation;
+    the interval holds the full-length r, 10 s gives a wider one than 40 s, and series shorter than
+    two blocks give none."""
+    from deadlib.core.measures import pearson, pearson_block_interval
+
+    rng = np.random.default_rng(3)
+    smooth = lambda n: np.convolve(rng.standard_normal(n + 24), np.ones(25) / 25, mode="valid")  # noqa: E731
+    a, noise = smooth(1000), smooth(1000)
+    b = a + 1.5 * noise
+    lo, hi = pearson_block_interval(a, b)
+    assert lo < pearson(a, b) < hi
+    lo10, hi10 = pearson_block_interval(a[:250], b[:250])
+    assert hi10 - lo10 > hi - lo
+    assert pearson_block_interval(a[:40], b[:40]) is None
+    assert pearson_block_interval(a, b) == (lo, hi)  # seeded: the same interval each run
+    with pytest.raises(ValueError, match="different lengths"):
+        pearson_block_interval(a, b[:-1])

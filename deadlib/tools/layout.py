@@ -48,18 +48,24 @@ def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def imports_of(module: str, path: Path, known: Iterable[str]) -> set[str]:
-    """Package modules ``module`` imports anywhere in its file (``from pkg import mod`` counts as mod)."""
-    known = set(known)
+def imported_names(tree: ast.AST, module: str = "", is_package: bool = False) -> set[str]:
+    """Every dotted name ``tree`` imports anywhere, inside functions too (``from pkg import x`` gives
+    ``pkg`` and ``pkg.x``: x may be a module); relative imports resolved against ``module``."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            target = _resolve(node, module, path.name == "__init__.py")
+            target = _resolve(node, module, is_package)
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)
-    return {name for name in found if name in known and name != module}
+    return found
+
+
+def imports_of(module: str, path: Path, known: Iterable[str]) -> set[str]:
+    """Package modules ``module`` imports anywhere in its file (``from pkg import mod`` counts as mod)."""
+    found = imported_names(ast.parse(path.read_text(), str(path)), module, path.name == "__init__.py")
+    return found & set(known) - {module}
 
 
 def import_graph(root: Path = PACKAGE_ROOT) -> dict[str, set[str]]:

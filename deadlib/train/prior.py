@@ -70,8 +70,8 @@ def _files_digest(root: Path, relative: list[str]) -> str:
     return digest.hexdigest()
 
 
-# The package folders the prior stage's code lives in: its DVC dependency folders (dvc.yaml's
-# train_prior deps; tests/unit/test_train.py checks the two agree).
+# The package folders the prior stage's code lives in: every file of dvc.yaml's train_prior deps lies
+# in one (tests/unit/test_train.py checks it), so hashing these folders sees every edit DVC sees.
 PRIOR_CODE = ("core", "data", "model", "train")
 
 

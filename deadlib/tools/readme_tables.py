@@ -326,6 +326,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_train_prior": lambda root: flat_table(root, "real/metrics/train_prior.json"),
     "real_sync_expert": lambda root: flat_table(root, "real/metrics/sync_expert.json"),
     "real_audio2expr": lambda root: flat_table(root, "real/metrics/train_audio2expr.json"),
+    "real_audio2expr_crossval": lambda root: flat_table(root, "real/metrics/audio2expr_crossval.json"),
     "real_study": lambda root: study_tables(root, "real_study", "real/metrics/adapt"),
     "real_study_actors": lambda root: actor_table(root, "real_study", "real/metrics/adapt"),
     "real_findings": lambda root: findings_block(root, "real_study", "real/metrics/adapt", None),

@@ -153,10 +153,13 @@ def score(result: DubResult, real: RealTest, audio: np.ndarray, judge, settings:
     opening = np.where(found, face3d.mouth_gap(np.nan_to_num(landmarks)), np.nan)
     lmd, rate, _ = landmark_distance(landmarks, real.landmarks[:n])
     lag, lag_r = mouth_lag(np.nan_to_num(opening), np.nan_to_num(real.opening[:n]), both, int(settings["max_lag"]))
-    interval = pearson_block_interval(opening[both], real.opening[:n][both], int(settings["r_block"]),
-                                      int(settings["r_resamples"])) if both.sum() >= 10 else None
+    r, interval = None, None
+    if both.sum() >= 10:   # frames where both mouths were found: (m,) each
+        dub_open, real_open = opening[both], real.opening[:n][both]
+        r = pearson(dub_open, real_open)
+        interval = pearson_block_interval(dub_open, real_open, int(settings["r_block"]), int(settings["r_resamples"]))
     metrics.update({
-        "mouth_open_r": pearson(opening[both], real.opening[:n][both]) if both.sum() >= 10 else None,
+        "mouth_open_r": r,
         "mouth_open_r_lo": interval[0] if interval else None, "mouth_open_r_hi": interval[1] if interval else None,
         "mouth_lag": lag, "mouth_lag_r": lag_r, "lmd_mouth_px": lmd, "landmark_rate": rate,
         "mouth_open_mean": float(np.nanmean(opening)) if found.any() else None,

@@ -18,6 +18,9 @@ the dubbed mesh's mouth opening correlates r = 0.56 with the new audio's energy 
 clip's own audio with ``lsq``, but 0.36 / 0.36 with ``ramp`` (its partial weights keep much of the
 real mouth's own motion); on the synthetic held-out actor both give ≈ 0.87 / ≈ 0.03. Only the
 lower face is re-rendered (the renderer's mask), so the upper face keeps its real pixels anyway.
+Method ``none`` (M = 0) keeps the video's own coefficients: no audio reaches the geometry, only the
+renderer's audio styles — a diagnostic (the self-reenactment's ``tracked`` drive: how much of the
+real mouth the renderer reproduces from the real geometry), not a dub.
 
 Masks. The renderer's mask is the union of the new mesh's lower-face mask and the video's own
 (``mask="union"``, default): where the original jaw hung lower than the new one, the old chin is
@@ -77,11 +80,14 @@ def mouth_weights(basis: face3d.ExpressionBasis, ramp: tuple[float, float] = (0.
 
 
 def mouth_blend(basis: face3d.ExpressionBasis, method: str = "lsq", ramp: tuple[float, float] = (0.25, 0.5)) -> np.ndarray:
-    """(K, K) matrix M of ``c = M c_audio + (I − M) c_video`` (methods ``lsq`` | ``ramp``, module docstring)."""
+    """(K, K) matrix M of ``c = M c_audio + (I − M) c_video`` (methods ``lsq`` | ``ramp`` | ``none``,
+    module docstring)."""
+    if method == "none":
+        return np.zeros((basis.n_expr, basis.n_expr), np.float32)
     if method == "ramp":
         return np.diag(mouth_weights(basis, ramp)).astype(np.float32)
     if method != "lsq":
-        raise ValueError(f"mouth blend method must be 'lsq' or 'ramp', got {method!r}")
+        raise ValueError(f"mouth blend method must be 'lsq', 'ramp' or 'none', got {method!r}")
     comps = basis.components.astype(np.float64)  # (K, 468*3)
     lower = comps.reshape(len(comps), -1, 3)[:, lower_vertices()].reshape(len(comps), -1)
     gram = comps @ comps.T + 1e-9 * np.eye(len(comps))  # (K, K)

@@ -16,6 +16,9 @@ windows), exactly as a user runs ``dub --identity adapt-now``:
                audio must NOT correlate with this clip's real mouth; a high value means the
                original mouth leaks through the input or the blending),
    ``tts``     ``tts_text`` spoken by espeak-ng (a synthetic voice no model trained on);
+   ``tracked`` its own speech, but the clip's own tracked expressions instead of the audio-driven
+               ones (``dub.mouth_blend: none``): not a dub but the renderer's ceiling — how much
+               of the real mouth it reproduces when the geometry is right;
 4. score each dub against the real test frames, on the test clip's own face crops:
    ``mouth_open_r``      Pearson r of the mouth opening (FaceMesh inner-lip gap / eye distance) of
                          dub vs real, frames where both are detected; ``_lo`` / ``_hi``: its 95 %
@@ -29,7 +32,11 @@ windows), exactly as a user runs ``dub --identity adapt-now``:
    ``psnr_lower`` / ``ssim_lower`` / ``psnr_mouth`` / ``ssim_mouth`` / ``psnr`` / ``ssim`` on the
                          prepare-resolution crops (the real face's masks);
    ``sync_expert_lse_c`` / ``_lse_d`` / ``_offset``: the judge sync expert on the dub's crops with
-                         the driving audio (the real frames with their audio: ``groundtruth_*``).
+                         the driving audio (the real frames with their audio: ``groundtruth_*``);
+   ``mesh_mouth_open_r`` Pearson r of the dubbed MESH's mouth opening (face3d.mouth_gap of the
+                         geometry handed to the renderer) vs the real FaceMesh opening: where the
+                         mouth is lost — before the renderer (audio → expression → mesh) when it is
+                         low, in the renderer when ``mouth_open_r`` is much lower than it.
 
 Keys are ``<model set>_<drive>_<metric>``; every model set uses the same judge and the same clips.
 """
@@ -68,7 +75,9 @@ from deadlib.dub.report import heldout_test_audio, noise_audio
 from deadlib.eval.evaluate import crop_metrics
 from deadlib.eval.lip_metrics import detect_landmarks, landmark_distance
 
-DRIVES = ("own", "silence", "other", "tts")
+DRIVES = ("own", "silence", "other", "tts", "tracked")
+# dub settings a drive changes; 'tracked' renders the clip's own expressions (module docstring)
+DRIVE_OVERRIDES = {"tracked": {"mouth_blend": "none"}}
 MODEL_KEYS = ("prior", "a2e", "basis", "prior_cache")
 # the frame grid's close-up: top, bottom, left, right as fractions of the aligned face crop
 # (prepared crops hold the lips at x 0.36-0.63, y 0.53-0.71: params.yaml's sync_expert note)
@@ -158,8 +167,11 @@ def score(result: DubResult, real: RealTest, audio: np.ndarray, judge, settings:
         dub_open, real_open = opening[both], real.opening[:n][both]
         r = pearson(dub_open, real_open)
         interval = pearson_block_interval(dub_open, real_open, int(settings["r_block"]), int(settings["r_resamples"]))
+    # the geometry the renderer was given: (n,) mesh openings, on frames where the real mouth was found
+    mesh = real.found[:n] & np.asarray(result.valid[:n], bool)
+    mesh_r = pearson(np.asarray(result.mouth_open[:n])[mesh], real.opening[:n][mesh]) if mesh.sum() >= 10 else None
     metrics.update({
-        "mouth_open_r": r,
+        "mouth_open_r": r, "mesh_mouth_open_r": mesh_r,
         "mouth_open_r_lo": interval[0] if interval else None, "mouth_open_r_hi": interval[1] if interval else None,
         "mouth_lag": lag, "mouth_lag_r": lag_r, "lmd_mouth_px": lmd, "landmark_rate": rate,
         "mouth_open_mean": float(np.nanmean(opening)) if found.any() else None,
@@ -222,6 +234,7 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
     tts = synthesise_speech(settings.get("tts_text"), work / "tts.wav", hi - lo, settings)
     if tts is not None:
         drives["tts"] = tts
+    drives["tracked"] = own
     drive_audio = {drive: read_audio(path, SAMPLE_RATE) for drive, path in drives.items()}  # (samples,) each
     judge, _ = sx.load_expert(judge_path)
     metrics: dict = {"test_frames": hi - lo, "adapt_frames": frames_n}
@@ -233,7 +246,7 @@ def reenact_actor(actor: str, other: str | None, cache_root: str | os.PathLike, 
         for drive, audio_path in drives.items():
             result = dub(test_clip, audio_path, adapted.checkpoint, out_dir / f"{set_name}_{drive}.mp4",
                          profile=profile, params_path=params_path, name=adapted.identity,
-                         style=adapted.style, overrides=over, progress=progress)
+                         style=adapted.style, overrides={**over, **DRIVE_OVERRIDES.get(drive, {})}, progress=progress)
             if real is None:
                 real = RealTest(result.cache_folder, frames[lo:hi], settings)
                 metrics.update({f"groundtruth_{k}": v for k, v in sx.sync_scores(

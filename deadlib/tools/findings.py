@@ -284,6 +284,21 @@ def _with_interval(report: Mapping[str, Any], key: str) -> str:
     return f"{report[key]:.2f}" + ("" if lo is None or hi is None else f" [{lo:.2f}, {hi:.2f}]")
 
 
+def where_mouth_is_lost(reports: Mapping[str, Mapping[str, Any]], models: str) -> str:
+    """The findings bullet that splits mouth_open_r into its two stages: the mesh handed to the renderer
+    (``mesh_mouth_open_r``) and the rendered frames (``mouth_open_r``), for the audio-driven own-speech dub
+    and for the 'tracked' drive (the clip's own expressions: the renderer's ceiling)."""
+    def pair(drive: str) -> str:
+        return " / ".join(f"{_num(r.get(f'{models}_{drive}_mesh_mouth_open_r'), 'r')} → "
+                          f"{_num(r.get(f'{models}_{drive}_mouth_open_r'), 'r')}" for r in reports.values())
+    text = (f"- **Where the mouth is lost** ({models} models; mouth-opening r against the real mouth, the mesh handed to "
+            f"the renderer → the rendered frames): own speech {pair('own')}")
+    if any(r.get(f"{models}_tracked_mesh_mouth_open_r") is not None for r in reports.values()):
+        text += (f"; the clip's own tracked expressions (`tracked`: no audio in the geometry, the renderer's ceiling) "
+                 f"{pair('tracked')}")
+    return text + ".\n"
+
+
 def reenact_findings(reports: Mapping[str, Mapping[str, Any]], sets: Sequence[str],
                      sync_expert: Mapping[str, Any] | None = None) -> str:
     """Findings of the self-reenactment stages: ``reports`` = {actor: its metrics file}, ``sets`` = the model
@@ -309,6 +324,8 @@ def reenact_findings(reports: Mapping[str, Mapping[str, Any]], sets: Sequence[st
                f"r = {_per_actor(reports, key(main, 'silence', 'mouth_open_r'))} on the same test frames (head motion and "
                f"slow drifts correlate too); own speech minus silence: {' / '.join(f'{g:+.2f}' for g in gaps)}. With one "
                "10 s test part per person, an r within the silence dubs' range cannot be told from a still mouth.\n")
+    if any(r.get(key(main, "own", "mesh_mouth_open_r")) is not None for r in reports.values()):
+        out.append(where_mouth_is_lost(reports, main))
     if len(sets) > 1:
         other, parts = sets[1], []
         for metric in REENACT_COMPARED:

@@ -216,7 +216,7 @@ def style_block(root: Path, folder: str = "metrics/style") -> str:
 
 
 DRIVE_LABELS = {"own": "own speech", "silence": "silence (floor)", "other": "other speaker (leak control)",
-                "tts": "espeak-ng voice"}
+                "tts": "espeak-ng voice", "tracked": "own tracked expressions (renderer ceiling)"}
 TARGET_TEXT = {">=": "≥ {}", "<=": "≤ {}", "abs<=": "0 ± {}"}  # how a findings.REENACT_TARGETS rule is shown
 
 

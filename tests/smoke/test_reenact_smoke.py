@@ -66,7 +66,7 @@ def test_self_reenactment_protocol(world, tmp_path, monkeypatch):
     assert metrics["test_frames"] == hi - lo and metrics["adapt_frames"] == 40
     for drive in drives:
         for key in ("psnr_lower", "ssim_lower", "mouth_open_r", "mouth_lag", "lmd_mouth_px", "sync_expert_lse_c",
-                    "sync_expert_offset", "frames", "frames_dubbed", "landmark_rate"):
+                    "sync_expert_offset", "frames", "frames_dubbed", "landmark_rate", "mesh_mouth_open_r"):
             assert f"smoke_{drive}_{key}" in metrics, (drive, key)
         assert metrics[f"smoke_{drive}_frames"] == hi - lo
         assert abs(metrics[f"smoke_{drive}_mouth_lag"]) <= settings["max_lag"]

@@ -282,3 +282,5 @@ def test_lsq_blend_puts_the_audio_on_the_lower_face_and_keeps_the_rest():
         assert best <= cost(replace_mouth(video, audio, other.astype(np.float32))) + 1e-3
     with pytest.raises(ValueError, match="lsq"):
         mouth_blend(basis, "copy")
+    # 'none' (the self-reenactment's tracked drive) keeps the video's coefficients exactly
+    np.testing.assert_array_equal(replace_mouth(video, audio, mouth_blend(basis, "none")), video)

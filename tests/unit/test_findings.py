@@ -115,3 +115,10 @@ def test_reenact_findings_count_targets_model_sets_and_judge_the_judge():
     assert F.reenact_findings({}, ["realdata"]) == ""
     reports["p1"].update(realdata_own_mouth_open_r_lo=0.52, realdata_own_mouth_open_r_hi=0.81)
     assert "mouth_open_r 0.70 [0.52, 0.81] / 0.30 (target" in F.reenact_findings(reports, ["realdata", "synthetic"])
+    assert "Where the mouth is lost" not in text  # reports without the mesh-level r
+    reports["p1"].update(realdata_own_mesh_mouth_open_r=0.8, realdata_tracked_mesh_mouth_open_r=0.9,
+                         realdata_tracked_mouth_open_r=0.85)
+    reports["p2"].update(realdata_own_mesh_mouth_open_r=0.5)
+    text = F.reenact_findings(reports, ["realdata", "synthetic"])
+    assert "own speech 0.80 → 0.70 / 0.50 → 0.30" in text
+    assert "renderer's ceiling) 0.90 → 0.85 / — → —" in text

@@ -51,7 +51,7 @@ def test_reenact_block_lists_every_metric_and_the_targets(tmp_path):
     (tmp_path / "real" / "metrics" / "reenact" / "actor.json").write_text(json.dumps(metrics))
     text = readme_tables.reenact_block(tmp_path)
     assert "**actor**" in text and "| sync_expert_offset | 1 | 1 | 1 | 1 | 1 | 1 | 0 |" in text
-    assert "| mouth_open_r | ≥ 0.6 | realdata | 0.5 | 0.1 | 0.1 | — | 1 |" in text
+    assert "| mouth_open_r | ≥ 0.6 | realdata | 0.5 | 0.1 | 0.1 | — | — | 1 |" in text  # no tts, no tracked dub
 
 
 def test_actor_table_shows_each_person_and_counts_where_the_prior_loses(tmp_path):

@@ -27,8 +27,6 @@ never asserts; writes ``benchmarks/results/cpu<N>_bench_new_person_<models>.txt`
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
@@ -47,7 +45,7 @@ from deadlib.data.video import (
     write_video,
 )
 from deadlib.dub.dubbing import ADAPT_NOW, dub, dub_settings
-from deadlib.tools.machine import describe
+from deadlib.tools.machine import describe, save_result
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIP = REPO.parent / "shared" / "clips" / "styletalk_Obama_long50s.mp4"
@@ -161,11 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n" + text)
     report = {k: {"wall_s": w, "timings": t} for k, (w, t) in runs.items()}
     if not args.no_save:
-        out = REPO / "benchmarks" / "results" / f"cpu{os.cpu_count()}_bench_new_person_{args.models}.txt"
-        command = " ".join(argv if argv is not None else sys.argv[1:])
-        header = f"# benchmarks/bench_new_person.py {command}  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n"
-        out.write_text(header + text + "\n" + json.dumps(report, indent=1) + "\n")
-        print(f"written {out}")
+        save_result("bench_new_person.py", f"bench_new_person_{args.models}", argv, text, report)
     return report
 
 

@@ -15,8 +15,6 @@ assertions; writes ``benchmarks/results/cpu<N>_bench_raster.txt`` unless ``--no-
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ import torch
 from deadlib.data.facemesh import load_topology
 from deadlib.data.raster import interpolate, rasterize
 from deadlib.data.raster_bbox import rasterize_bbox
-from deadlib.tools.machine import describe
+from deadlib.tools.machine import describe, save_result
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACK = REPO / "real" / "data" / "prepared" / "dfrf_cnn2" / "track.npz"
@@ -99,11 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = "\n".join(lines)
     print(text)
     if not args.no_save:
-        out = REPO / "benchmarks" / "results" / f"cpu{os.cpu_count()}_bench_raster.txt"
-        command = " ".join(argv if argv is not None else sys.argv[1:])
-        header = f"# benchmarks/bench_raster.py {command}  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n"
-        out.write_text(header + text + "\n" + json.dumps(report, indent=1) + "\n")
-        print(f"written {out}")
+        save_result("bench_raster.py", "bench_raster", argv, text, report)
     return report
 
 

@@ -30,6 +30,7 @@ from deadlib.core.config import load_params
 from deadlib.eval.study import (
     ABLATION_METRICS,
     CURVE_METRICS,
+    LABELS,
     LOWER_IS_BETTER,
     NO_DIRECTION,
     SIZE_LABELS,
@@ -54,6 +55,13 @@ from deadlib.tools.findings import (
     actor_wins,
     reenact_findings,
     study_findings,
+)
+from deadlib.tools.lock_status import (
+    CURRENT,
+    NOT_RUN,
+    STALE,
+    state_of_output,
+    status_table,
 )
 from deadlib.train.study_config import parse_cell_name
 
@@ -80,7 +88,25 @@ def flat_table(root: Path, label: str) -> str:
     if not path.is_file():
         return f"_`{label}` does not exist yet: run its DVC stage (`dvc repro`)._\n"
     metrics = json.loads(path.read_text())
-    return markdown_table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()]) + "\n" + _source(label)
+    return (markdown_table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items()]) + "\n"
+            + _record_note(root, [label]) + _source(label))
+
+
+def _is_dvc_repo(root: Path) -> bool:
+    return (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file()
+
+
+def _record_note(root: Path, outputs: list[str]) -> str:
+    """A line saying which of ``outputs`` the code on this commit would not reproduce ('' when all would)."""
+    if not _is_dvc_repo(root):
+        return ""
+    states = {path: state_of_output(root, path) for path in outputs}
+    old = [p for p, state in states.items() if state in (STALE, NOT_RUN)]
+    if not old:
+        return ""
+    return (f"_**Older record**: the code, params or inputs on this commit differ from what made "
+            f"{'it' if len(outputs) == 1 else f'{len(old)} of these {len(outputs)}'} "
+            f"(`python -m deadlib.tools.lock_status --stale` says what changed)._\n\n")
 
 
 def _study_cells(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt") -> tuple[dict, list[dict]]:
@@ -115,8 +141,14 @@ def study_tables(root: Path, section: str = "study", metrics_dir: str = "metrics
             f"runs found per cell: {counts}. ± = half-width of the 95 % Student-t interval over runs "
             "(none for a single run).\n\n"
             + markdown_table(header, diffs)
-            + "\nPaired by actor and seed; * = the 95 % interval of the difference excludes 0. "
-            + _source(f"{metrics_dir}/*.json"))
+            + "\nPaired by actor and seed; * = the 95 % interval of the difference excludes 0.\n\n"
+            + _record_note(root, _metrics_files(root, metrics_dir)) + _source(f"{metrics_dir}/*.json"))
+
+
+def _metrics_files(root: Path, folder: str) -> list[str]:
+    """The cells' metrics files of ``folder`` (settings files excluded), repository-relative."""
+    return sorted(f"{folder}/{p.name}" for p in (root / folder).glob("*.json")
+                  if not p.name.endswith((".settings.json", ".reasons.json")))
 
 
 ACTOR_METRICS = GENERATED  # the generated region
@@ -180,8 +212,45 @@ def study_status(root: Path, section: str = "study", metrics_dir: str = "metrics
                if study.get("ablation_size") is not None else ""))
     state = "**complete**" if not missing else f"**incomplete**: {len(missing)} missing ({listed})"
     return (f"Cells asked for by `params.yaml` `{section}` ({grid}): {len(expected)}; with a metrics file in "
-            f"`{metrics_dir}`: {len(expected) - len(missing)} — {state}.\n\n"
-            + _source("params.yaml", f"{metrics_dir}/*.json"))
+            f"`{metrics_dir}`: {len(expected) - len(missing)} — {state}.{_cells_current(root, expected, have, metrics_dir)}\n\n"
+            + _source("params.yaml", f"{metrics_dir}/*.json",
+                      *([f"{metrics_dir.split('/')[0]}/dvc.lock" if metrics_dir.startswith("real/") else "dvc.lock"]
+                        if _is_dvc_repo(root) else [])))
+
+
+def _cells_current(root: Path, expected: list[str], have: set[str], metrics_dir: str) -> str:
+    """' Of those, made by the code on this commit: k (...)' from the lock records; '' outside a DVC repo."""
+    if not _is_dvc_repo(root):
+        return ""
+    present = [name for name in expected if name in have]
+    states = {name: state_of_output(root, f"{metrics_dir}/{name}.json") for name in present}
+    current = [n for n, st in states.items() if st == CURRENT]
+    if len(current) == len(present):
+        return " Every one of them was made by the code, params and inputs on this commit (`dvc.lock`)."
+    by_method: dict[str, list[int]] = {}
+    for name, st in states.items():
+        cell = parse_cell_name(name) or {}
+        label = LABELS.get((cell.get("method"), cell.get("variant") or ""), name)
+        counts = by_method.setdefault(label, [0, 0])
+        counts[st == CURRENT] += 1
+    parts = ", ".join(f"{label} {ok} of {ok + old}" for label, (old, ok) in sorted(by_method.items()))
+    return (f" Of those, made by the code, params and inputs on this commit: **{len(current)}** ({parts}); the "
+            f"other {len(present) - len(current)} are older records (`dvc.lock`), so the tables below mix code versions "
+            "until they are rerun.")
+
+
+def pipeline_status(root: Path, pipeline: str = "dvc.yaml") -> str:
+    """Stage by stage: how many lock records the code on this commit would reproduce (deadlib.tools.lock_status)."""
+    if not _is_dvc_repo(root):
+        return "_Not a DVC repository._\n"
+    rows = status_table(root, pipeline)
+    total = sum(int(r[1]) for r in rows)
+    current = sum(int(r[2]) for r in rows)
+    rest = "every one of them" if current == total else f"**{current}**"
+    return (f"Of the {total} stage records of `{pipeline}`, {rest} {'was' if current == total else 'were'} made by "
+            f"the code, params and inputs on this commit{'' if current == total else '; the rest are older records or were never run'}:\n\n"
+            + markdown_table(["stage", "entries", "current", "older record", "not run", "why not current"], rows)
+            + "\n" + _source(pipeline, pipeline.replace("dvc.yaml", "dvc.lock")))
 
 
 def findings_block(root: Path, section: str = "study", metrics_dir: str = "metrics/adapt",
@@ -204,15 +273,17 @@ def ablation_block(root: Path) -> str:
     study, rows = _study_cells(root)
     header, table = ablation_table(summarise([*rows, *derived_rows(rows)], ABLATION_METRICS),
                                    int(study["ablation_size"]), ABLATION_METRICS)
+    ablation_cells = [f"metrics/adapt/{Path(r['file']).name}" for r in rows if r.get("variant")]
     return (markdown_table(header, [[*r[:-1], _fmt(r[-1])] for r in table])
-            + f"\nN = {study['ablation_size']}. " + _source("metrics/adapt/*.json"))
+            + f"\nN = {study['ablation_size']}.\n\n" + _record_note(root, ablation_cells) + _source("metrics/adapt/*.json"))
 
 
 def style_block(root: Path, folder: str = "metrics/style") -> str:
     if not (root / folder).is_dir():
         return f"_`{folder}` does not exist yet: run the style stages._\n"
     header, table = style_table(root / folder)
-    return markdown_table(header, [list(map(_fmt, r)) for r in table]) + "\n" + _source(f"{folder}/*.json")
+    return (markdown_table(header, [list(map(_fmt, r)) for r in table]) + "\n"
+            + _record_note(root, _metrics_files(root, folder)) + _source(f"{folder}/*.json"))
 
 
 DRIVE_LABELS = {"own": "own speech", "silence": "silence (floor)", "other": "other speaker (leak control)",
@@ -335,6 +406,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_reenact": reenact_block,
     "real_reenact_findings": reenact_findings_block,
     "reruns": reruns_block,
+    "pipeline_status": pipeline_status,
+    "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),
 }
 
 

@@ -340,7 +340,8 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
     with _timed(timings, "rasterise"), atomic_output(folder / "raster.npz") as tmp, \
             RasterWriter(tmp, len(valid), res, levels) as out:
         chunks = [np.arange(k, min(k + raster_cfg["batch"], len(idx))) for k in range(0, len(idx), raster_cfg["batch"])]
-        rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]))
+        rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]),
+                repeat(raster_cfg["engine"]))
         run = pool.map if pool is not None else map  # chunks in parallel processes: pytorch3d holds the GIL
         meshes = (mesh_crop[idx[c]] for c in chunks)  # lazy: one chunk's (k, 468, 3) copy at a time (map)
         for at, (u, m) in zip(chunks, run(face3d.raster_maps, meshes, *rest)):
@@ -355,7 +356,7 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
     with _timed(timings, "checks"):
         agreement = face3d.raster_agreement(map_points(track["landmarks"][sample], track["crop"][sample]),
                                             sample_masks, sample_uv, raster_cfg["batch"], raster_cfg["mouth_margin"],
-                                            raster_cfg["tile"])
+                                            raster_cfg["tile"], raster_cfg["engine"])
         lips = np.concatenate(lips_in_mask) if lips_in_mask else np.zeros(0, bool)
         report["checks"].update({"mouth_in_mask_rate": float(lips.mean()),
                                  **{f"roundtrip_{k}": v for k, v in agreement.items()}})

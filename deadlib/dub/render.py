@@ -114,7 +114,7 @@ def dub_meshes(track: Mapping[str, np.ndarray], index: np.ndarray, expr: np.ndar
 def rasterise(meshes: np.ndarray, size: int, raster_cfg: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """UV (n, S, S, 2) float16 and packed masks (n, S, S) uint8 of crop meshes (face3d.raster_maps)."""
     return face3d.raster_maps(meshes, size, int(raster_cfg["batch"]), float(raster_cfg["mouth_margin"]),
-                              int(raster_cfg["tile"]))
+                              int(raster_cfg["tile"]), raster_cfg["engine"])
 
 
 def to_tensor_images(frames: np.ndarray) -> torch.Tensor:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from deadlib.data.face3d import MASK_MOUTH, raster_maps
 from deadlib.data.facemesh import load_topology
 from deadlib.data.raster import interpolate, rasterize
 from deadlib.data.raster_bbox import rasterize_bbox
@@ -60,3 +62,14 @@ def test_nearest_surface_wins_and_edges_follow_the_centre_rule():
     assert torch.equal(covered, expected)
     assert torch.equal(covered, rasterize(verts, faces, 8, tile=32).mask[0])
     assert torch.allclose(frags.bary[0][covered].sum(-1), torch.tensor(1.0))
+
+
+def test_raster_maps_give_the_same_masks_and_uv_with_either_engine():
+    verts = face_meshes(8, 64, seed=3).numpy()
+    uv_p, bits_p = raster_maps(verts, 64, 4, 0.02, 32, "pytorch3d")
+    uv_b, bits_b = raster_maps(verts, 64, 4, 0.02, 32, "bbox")
+    assert np.array_equal(bits_p, bits_b) and (bits_b & MASK_MOUTH).any()
+    # UV is stored as float16: float rounding in another frame moves a value by at most one step
+    assert np.abs(uv_p.astype(np.float32) - uv_b.astype(np.float32)).max() <= 2 ** -11
+    with pytest.raises(ValueError, match="engine"):
+        raster_maps(verts, 64, 4, 0.02, 32, "opengl")

@@ -11,6 +11,10 @@ is the steady state — and prints frames/s with the per-stage breakdown (ms per
 audio2expr, rasterise (face3d.raster_maps), render (renderer forward), blend (paste back), decode
 (full frames), encode (H.264/AAC). Prints, never asserts.
 
+``--engines bbox pytorch3d`` dubs once per rasteriser (prepare.raster.engine, set in a copy of
+params.yaml; each prepares its own cache first), so the engines are compared in the same run; the
+first engine listed is the one the floor and the goal ratios are read on.
+
 Same-run baselines (issue 18, goal 2): the **I/O floor** — decoding the same video and encoding the
 same number of frames with the dub's encoder settings and audio, nothing in between — timed right
 after the dub; the dub's steady-state frames/s is printed as a ratio to it and to the 50 frames/s
@@ -38,10 +42,11 @@ import warnings
 from pathlib import Path
 
 import torch
+import yaml
 
 from deadlib.audio2expr.stage import a2e_settings, build_model, save_a2e
-from deadlib.core.config import stage_config
-from deadlib.data.face3d import ExpressionBasis
+from deadlib.core.config import load_params, stage_config
+from deadlib.data.face3d import RASTER_ENGINES, ExpressionBasis
 from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_video
 from deadlib.dub.dubbing import dub
 from deadlib.model.renderer import RendererConfig
@@ -49,6 +54,7 @@ from deadlib.synth.generate import SynthSettings, generate_corpus
 from deadlib.tools.machine import describe
 from deadlib.train.checkpoint import TrainConfig, TrainState
 
+REPO = Path(__file__).resolve().parents[1]
 STAGES = ("audio2expr", "rasterise", "render", "blend", "decode", "encode")
 
 
@@ -67,6 +73,15 @@ def build(root: Path, profile: str, seconds: float, size: int) -> dict:
     print(f"setup (corpus + prepare + models): {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return {"raw": raw, "overrides": {"a2e": str(root / "a2e" / "audio2expr.pt"), "basis": str(cache / "expr_basis.npz"),
                                       "cache_dir": str(root / "dub_cache")}}
+
+
+def engine_params(root: Path, engine: str) -> Path:
+    """A copy of params.yaml whose prepare.raster.engine is ``engine``."""
+    params = load_params(REPO / "params.yaml")
+    params["prepare"]["raster"]["engine"] = engine
+    path = root / f"params_{engine}.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
 
 
 def io_floor(video: Path, audio: Path, n_frames: int, out: Path, profile: str) -> float:
@@ -156,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=256, help="frame side of the synthetic clips (px)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--engines", nargs="+", default=["bbox"], choices=RASTER_ENGINES,
+                    help="rasterisers to dub with, in the same run (prepare.raster.engine)")
     ap.add_argument("--memory-seconds", type=float, nargs="*", default=[],
                     help="also dub the clip looped to these lengths (s) at --memory-height and report peak RSS")
     ap.add_argument("--memory-height", type=int, default=1080)
@@ -166,11 +183,13 @@ def main(argv: list[str] | None = None) -> dict:
         root = Path(tmp)
         world = build(root, args.profile, args.seconds, args.size)
         runs = []
-        for label in ("first (prepares)", "steady state"):
-            result = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", root / "actor", root / "out.mp4",
-                         profile=args.profile, name="synth_h00", device=args.device, progress=False,
-                         overrides=world["overrides"])
-            runs.append((label, result))
+        for engine in args.engines:
+            params = engine_params(root, engine)
+            for label in ("first (prepares)", "steady state"):
+                result = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", root / "actor",
+                             root / "out.mp4", profile=args.profile, params_path=params, name="synth_h00",
+                             device=args.device, progress=False, overrides=world["overrides"])
+                runs.append((f"{label}, {engine}" if len(args.engines) > 1 else label, result))
         floor_s = io_floor(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", result.n_frames,
                            root / "floor.mp4", args.profile)
         memory = memory_runs(root, world, args.profile, args.memory_seconds, args.memory_height, args.threads)
@@ -178,20 +197,24 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nmachine: {describe()}")
     print(f"profile {args.profile}: {rcfg.resolution}px crops, T={rcfg.window}, {args.size}px frames, "
           f"{result.n_frames} output frames, {args.threads} threads, device {args.device}")
-    print(f"{'run':<18}{'frames/s':>10}{'total s':>10}{'prepare s':>11}" + "".join(f"{s:>12}" for s in STAGES))
+    print(f"{'run':<28}{'frames/s':>10}{'total s':>10}{'prepare s':>11}" + "".join(f"{s:>12}" for s in STAGES))
     report = {}
     for label, r in runs:
         t = r.timings
         fps = r.n_frames / t["total"]
         per_frame = {s: 1000 * t.get(s, 0.0) / r.n_frames for s in STAGES}
-        print(f"{label:<18}{fps:>10.2f}{t['total']:>10.1f}{t.get('prepare', 0):>11.1f}"
+        print(f"{label:<28}{fps:>10.2f}{t['total']:>10.1f}{t.get('prepare', 0):>11.1f}"
               + "".join(f"{per_frame[s]:>9.1f} ms" for s in STAGES))
         report[label] = {"frames_per_s": fps, "total_s": t["total"], "prepare_s": t.get("prepare", 0.0),
                          "ms_per_frame": per_frame}
-    steady = runs[-1][1].timings
-    dubbing = sum(steady.get(s, 0.0) for s in STAGES)
-    print(f"steady state without prepare/load: {runs[-1][1].n_frames / dubbing:.2f} frames/s")
-    floor_fps, steady_fps = result.n_frames / floor_s, report["steady state"]["frames_per_s"]
+    steady_label, steady_result = runs[1]   # the first engine's steady state
+    dubbing = sum(steady_result.timings.get(s, 0.0) for s in STAGES)
+    print(f"{steady_label} without prepare/load: {steady_result.n_frames / dubbing:.2f} frames/s")
+    if len(args.engines) > 1:
+        other_label = runs[3][0]
+        print(f"{steady_label} / {other_label}: {report[steady_label]['frames_per_s'] / report[other_label]['frames_per_s']:.2f}x "
+              "frames/s (same run)")
+    floor_fps, steady_fps = result.n_frames / floor_s, report[steady_label]["frames_per_s"]
     print(f"I/O floor (decode + encode of the same {result.n_frames} frames, same run): {floor_fps:.1f} frames/s; "
           f"dub steady state / I/O floor = {steady_fps / floor_fps:.3f}; vs the 50 frames/s goal: {steady_fps / 50:.2f}x")
     report["io_floor"] = {"frames_per_s": floor_fps, "dub_ratio": steady_fps / floor_fps, "goal_ratio": steady_fps / 50}

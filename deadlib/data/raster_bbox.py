@@ -21,10 +21,6 @@ import torch
 
 from deadlib.data.raster import Fragments
 
-# triangles are grouped by the power-of-two size of their bounding box (columns × rows), so that the
-# padded (triangle, pixel) grid of each group wastes at most ≈ 3/4 of its slots
-_MAX_LOG2 = 12
-
 
 def _edge(ax, ay, bx, by, px, py):
     """Twice the signed area of (a, b, p); broadcasts."""
@@ -45,15 +41,19 @@ def rasterize_bbox(verts_pix: torch.Tensor, faces: torch.Tensor, size: int) -> F
     x0, y0, x1, y1, x2, y2 = (tri[..., c, a] for c in range(3) for a in range(2))  # each (B, F)
     area = _edge(x0, y0, x1, y1, x2, y2)  # (B, F) twice the signed area
     live = (extent > 0).all(-1) & (area.abs() > 1e-12)
-    log2 = torch.ceil(torch.log2(extent.clamp(min=1).float())).long().clamp(max=_MAX_LOG2)  # (B, F, 2)
+    # triangles are grouped by the power-of-two size of their bounding box (columns × rows), so that the
+    # padded (triangle, pixel) grid of each group wastes at most ≈ 3/4 of its slots; an extent is at most
+    # ``size`` (first/last are clipped to the image), so its exponent is below ``base``
+    log2 = torch.ceil(torch.log2(extent.clamp(min=1).float())).long()  # (B, F, 2)
+    base = size.bit_length() + 1
 
     pix_ids, depths, face_ids, barys = [], [], [], []
-    groups = (log2[..., 0] * (_MAX_LOG2 + 1) + log2[..., 1]).masked_fill(~live, -1)  # (B, F)
+    groups = (log2[..., 0] * base + log2[..., 1]).masked_fill(~live, -1)  # (B, F)
     for group in torch.unique(groups).tolist():
         if group < 0:
             continue
         b, f = torch.nonzero(groups == group, as_tuple=True)  # (n,) triangles of this group
-        w, h = 1 << (group // (_MAX_LOG2 + 1)), 1 << (group % (_MAX_LOG2 + 1))
+        w, h = 1 << (group // base), 1 << (group % base)
         dy, dx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
         px = first[b, f, 0][:, None] + dx.reshape(1, -1)  # (n, h*w) pixel columns
         py = first[b, f, 1][:, None] + dy.reshape(1, -1)

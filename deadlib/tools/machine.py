@@ -1,4 +1,5 @@
-"""One line naming the machine a benchmark ran on: CPU model, core count, torch threads.
+"""One line naming the machine a benchmark ran on (CPU model, core count, torch threads), and the
+results file every benchmark writes with it (``save_result``).
 
 Benchmarks print it at the top of their result files: the same code runs at different speeds (and,
 for short trainings, to slightly different floats) on an AMD EPYC and an Intel Xeon host."""
@@ -33,7 +34,6 @@ def describe() -> str:
     except ImportError:
         return text
     return f"{text}, torch threads {torch.get_num_threads()}"
-
 
 
 def save_result(script: str, name: str, argv: list[str] | None, text: str, report: dict) -> Path:

@@ -24,8 +24,9 @@ goal.
 ``--memory-height`` (default 1080) 16:9 frame, then dubbed from scratch (prepare included) by the
 ``dub`` CLI in a fresh process each; prints each run's peak RSS (the kernel's maximum resident set,
 which also counts file pages the process has mapped or dirtied) and its peak anonymous RSS
-(sampled: the memory only the process can free), and the growth of both per minute of video,
-extrapolated to 10 minutes against the 2 GiB goal. The clip's own sound is the new audio; its AAC
+(sampled: the memory only the process can free), both also per step (prepare's tracking phase, its
+fit + rasterise phase, audio2expr, render — which step holds the peak), and the growth of both per
+minute of video, extrapolated to 10 minutes against the 2 GiB goal. The clip's own sound is the new audio; its AAC
 track rounds to a frame longer than the video, so the last frame is shown twice (a one-frame
 ping-pong loop, the case that used to keep the whole decoded video).
 """
@@ -94,16 +95,44 @@ def io_floor(video: Path, audio: Path, n_frames: int, out: Path, profile: str) -
     return time.perf_counter() - t
 
 
-# Runs the dub CLI in this (fresh) process and reports its peak RSS and that of its children.
+# Runs the dub CLI in this (fresh) process and reports its peak RSS and that of its children, plus the
+# peak resident and anonymous memory of each step (sampled every 20 ms by a thread of the process itself;
+# the steps are dub()'s on_progress stages, with prepare split into its two phases).
 MEMORY_CHILD = """
-import json, resource, sys
-from deadlib.dub.dubbing import main
-rc = main(sys.argv[1:])
+import json, resource, sys, threading, time
+import deadlib.data.prepare as prepare
+import deadlib.dub.dubbing as dubbing
+step, peaks, done = ["start"], {}, threading.Event()
+
+def status():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon")}
+
+def sample():
+    while not done.is_set():
+        now, peak = status(), peaks.setdefault(step[0], {"VmRSS": 0, "RssAnon": 0})
+        for k, v in now.items():
+            peak[k] = max(peak[k], v)
+        time.sleep(0.02)
+
+def labelled(name, fn):
+    def run(*a, **k):
+        step[0] = name
+        return fn(*a, **k)
+    return run
+
+prepare.analyse_video = labelled("prepare: track", prepare.analyse_video)
+prepare.finish_video = labelled("prepare: fit + rasterise", prepare.finish_video)
+plain = dubbing.dub
+dubbing.dub = lambda *a, **k: plain(*a, on_progress=lambda name, i, n: step.__setitem__(0, name), **k)
+threading.Thread(target=sample, daemon=True).start()
+rc = dubbing.main(sys.argv[1:])
+done.set()
 usage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
-print("MAXRSS_KIB " + json.dumps({"rc": rc, **usage}))
+print("MAXRSS_KIB " + json.dumps({"rc": rc, **usage, "steps": peaks}))
 sys.exit(rc)
 """
-
 
 def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
     """``source`` looped to ``seconds`` (frames and sound), scaled to ``height`` and padded to 16:9 (streamed)."""
@@ -127,15 +156,6 @@ def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
     write_video(out, (framed(k) for k in range(n)), FPS, audio=audio, sample_rate=SAMPLE_RATE, preset="veryfast")
 
 
-def _status_kib(pid: int, key: str) -> int:
-    """One /proc/<pid>/status field in KiB (0 once the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next((int(line.split()[1]) for line in status if line.startswith(key + ":")), 0)
-    except OSError:
-        return 0
-
-
 def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], height: int, threads: int) -> list[dict]:
     """Peak RSS of dubbing the held-out clip looped to each length at a ``height`` p 16:9 frame."""
     rows, overrides = [], world["overrides"]
@@ -147,20 +167,15 @@ def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], hei
                "--name", "synth_h00", "--a2e", overrides["a2e"], "--basis", overrides["basis"],
                "--cache-dir", str(root / f"long_cache_{length:g}"), "--threads", str(threads), "--device", "cpu"]
         t = time.perf_counter()
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-            anon = 0  # peak anonymous RSS: memory the kernel cannot drop (file pages it can write back and evict)
-            while child.poll() is None:
-                anon = max(anon, _status_kib(child.pid, "RssAnon"))
-                time.sleep(0.1)
-            out.seek(0), err.seek(0)
-            stdout, stderr = out.read(), err.read()
-        line = [x for x in stdout.splitlines() if x.startswith("MAXRSS_KIB ")]
-        if child.returncode or not line:   # the dub CLI returns 2 on bad input: no memory figure then
-            raise RuntimeError(f"dub of the {length:g} s clip failed (exit {child.returncode}): {stderr[-2000:]}")
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in run.stdout.splitlines() if x.startswith("MAXRSS_KIB ")]
+        if run.returncode or not line:   # the dub CLI returns 2 on bad input: no memory figure then
+            raise RuntimeError(f"dub of the {length:g} s clip failed (exit {run.returncode}): {run.stderr[-2000:]}")
         usage = json.loads(line[-1].split(" ", 1)[1])
+        steps = {name: {"rss_mib": p["VmRSS"] / 1024, "anon_mib": p["RssAnon"] / 1024} for name, p in usage["steps"].items()}
         rows.append({"seconds": length, "wall_s": time.perf_counter() - t, "peak_rss_mib": usage["RUSAGE_SELF"] / 1024,
-                     "peak_anon_rss_mib": anon / 1024, "children_peak_rss_mib": usage["RUSAGE_CHILDREN"] / 1024})
+                     "peak_anon_rss_mib": max(p["anon_mib"] for p in steps.values()),
+                     "children_peak_rss_mib": usage["RUSAGE_CHILDREN"] / 1024, "steps": steps})
     return rows
 
 
@@ -221,8 +236,10 @@ def main(argv: list[str] | None = None) -> dict:
     if memory:
         print(f"\npeak RSS dubbing a {args.memory_height}p 16:9 clip from scratch (prepare + dub, fresh process):")
         for row in memory:
-            print(f"  {row['seconds']:>6.0f} s: peak RSS {row['peak_rss_mib']:8.0f} MiB, of it anonymous (sampled every 0.1 s) "
+            print(f"  {row['seconds']:>6.0f} s: peak RSS {row['peak_rss_mib']:8.0f} MiB, of it anonymous (sampled every 20 ms) "
                   f"{row['peak_anon_rss_mib']:6.0f} MiB (children {row['children_peak_rss_mib']:.0f} MiB), {row['wall_s']:.0f} s wall")
+            print("        per step, peak resident / anonymous MiB: " + "; ".join(
+                f"{name} {p['rss_mib']:.0f} / {p['anon_mib']:.0f}" for name, p in row["steps"].items()))
         if len(memory) > 1:
             a, b = memory[0], memory[-1]
             for key, what in (("peak_rss_mib", "peak RSS"), ("peak_anon_rss_mib", "peak anonymous RSS")):

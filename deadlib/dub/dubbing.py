@@ -71,6 +71,7 @@ from deadlib.dub.inputs import (
 from deadlib.dub.person import adapt_now, find_style, prepare_cached
 from deadlib.dub.render import (
     MASK_MODES,
+    MOUTH_BLENDS,
     ChunkDubber,
     FrameSource,
     mouth_blend,
@@ -88,7 +89,7 @@ def dub_settings(profile: str | None = None, params_path: str | os.PathLike | No
     """Effective ``dub`` settings under ``profile`` (params.yaml's section) deep-merged with
     ``overrides``; an override params.yaml's section does not have raises."""
     dub_cfg = merge_overrides("dub", stage_config("dub", profile, params=params, params_path=params_path), overrides)
-    for key, allowed in (("shorter", SHORTER), ("mask", MASK_MODES), ("mouth_blend", ("lsq", "ramp", "none"))):
+    for key, allowed in (("shorter", SHORTER), ("mask", MASK_MODES), ("mouth_blend", MOUTH_BLENDS)):
         if dub_cfg[key] not in allowed:
             raise ConfigError(f"dub.{key} must be one of {allowed}, got {dub_cfg[key]!r}")
     if dub_cfg["blend"]["method"] not in METHODS:

@@ -260,8 +260,24 @@ def residuals(landmarks: np.ndarray, valid: np.ndarray, pose: np.ndarray, identi
 def encode_expression(fit: FaceFit, valid: np.ndarray, basis: ExpressionBasis,
                       smoothing: dict | None = None, fps: float = 25.0) -> np.ndarray:
     """Expression coefficients (N, K) of a fitted video; invalid frames interpolated."""
-    expr = basis.encode(fit.residual)
+    return smooth_expression(basis.encode(fit.residual), valid, smoothing, fps)
+
+
+def smooth_expression(expr: np.ndarray, valid: np.ndarray, smoothing: dict | None = None, fps: float = 25.0) -> np.ndarray:
+    """Raw per-frame coefficients (N, K) → smoothed over valid frames, invalid frames interpolated."""
     return fill_gaps(smooth_series(expr, valid, smoothing, fps), valid)
+
+
+def expression_coefficients(landmarks: np.ndarray, valid: np.ndarray, pose: np.ndarray, identity: np.ndarray,
+                            basis: ExpressionBasis, chunk: int = 512) -> np.ndarray:
+    """Raw coefficients (N, K) of tracked meshes (N, 468, 3): ``basis.encode(residuals(...))``, ``chunk``
+    frames at a time, so a long video never holds its (N, 468, 3) residuals and their float64
+    temporaries (≈ 20 kB a frame) at once. ``landmarks`` may be any row-indexable array."""
+    out = np.zeros((len(valid), basis.n_expr), np.float32)
+    for lo in range(0, len(valid), chunk):
+        rows = slice(lo, lo + chunk)
+        out[rows] = basis.encode(residuals(np.asarray(landmarks[rows]), valid[rows], pose[rows], identity))
+    return out
 
 
 def decode(pose: np.ndarray, identity: np.ndarray, expr: np.ndarray, basis: ExpressionBasis) -> np.ndarray:

@@ -91,7 +91,7 @@ def io_floor(video: Path, audio: Path, n_frames: int, out: Path, profile: str) -
     sound = read_audio(audio, SAMPLE_RATE)
     t = time.perf_counter()
     write_video(out, iter_frames(video, fps=FPS, max_frames=n_frames), FPS, audio=sound, sample_rate=SAMPLE_RATE,
-                crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"])
+                crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"], lookahead=dub_cfg["lookahead"])
     return time.perf_counter() - t
 
 

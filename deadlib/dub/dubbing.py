@@ -46,6 +46,7 @@ from deadlib.core.config import (
     resolve_device,
     stage_config,
 )
+from deadlib.core.memory import return_freed_memory
 from deadlib.core.progress import progress_bar
 from deadlib.data import face3d
 from deadlib.data.audio import frame_mel_windows, log_mel
@@ -231,6 +232,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     t0 = time.perf_counter()
     folder, info = prepare_cached(plan.video, plan.prep_cfg, basis, Path(dub_cfg["cache_dir"]), plan.has_audio,
                                   int(dub_cfg["max_frames"]))
+    return_freed_memory()  # the preparation's per-frame arrays are freed; drop them from the resident set
     timings["prepare"] = time.perf_counter() - t0
     ckpt_path, style_path, name = plan.checkpoint["path"], None, plan.name
     if plan.adapting:
@@ -239,6 +241,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
         ckpt_path, style_path = adapt_now(folder, info, Path(dub_cfg["prior"]), dub_cfg, dub_cfg["profile"], plan.params, plan.a2e,
                                           basis, progress, on_step=lambda step, steps: stage("adapt", step, steps))
         name = info["name"]
+        return_freed_memory()
         timings["adapt"] = time.perf_counter() - t0
     style_path = style_path or find_style(style, ckpt_path, plan.a2e_path, name)
 
@@ -275,7 +278,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     t0 = time.perf_counter()
     try:
         write_video(plan.out, frames, FPS, audio=new_audio, sample_rate=SAMPLE_RATE,
-                    crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"])
+                    crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"], lookahead=dub_cfg["lookahead"])
     finally:
         source.close()
         if bar is not None:

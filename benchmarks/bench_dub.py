@@ -11,6 +11,10 @@ is the steady state — and prints frames/s with the per-stage breakdown (ms per
 audio2expr, rasterise (face3d.raster_maps), render (renderer forward), blend (paste back), decode
 (full frames), encode (H.264/AAC). Prints, never asserts.
 
+``--engines bbox pytorch3d`` dubs once per rasteriser (prepare.raster.engine, set in a copy of
+params.yaml; each prepares its own cache first), so the engines are compared in the same run; the
+first engine listed is the one the floor and the goal ratios are read on.
+
 Same-run baselines (issue 18, goal 2): the **I/O floor** — decoding the same video and encoding the
 same number of frames with the dub's encoder settings and audio, nothing in between — timed right
 after the dub; the dub's steady-state frames/s is printed as a ratio to it and to the 50 frames/s
@@ -20,8 +24,9 @@ goal.
 ``--memory-height`` (default 1080) 16:9 frame, then dubbed from scratch (prepare included) by the
 ``dub`` CLI in a fresh process each; prints each run's peak RSS (the kernel's maximum resident set,
 which also counts file pages the process has mapped or dirtied) and its peak anonymous RSS
-(sampled: the memory only the process can free), and the growth of both per minute of video,
-extrapolated to 10 minutes against the 2 GiB goal. The clip's own sound is the new audio; its AAC
+(sampled: the memory only the process can free), both also per step (prepare's tracking phase, its
+fit + rasterise phase, audio2expr, render — which step holds the peak), and the growth of both per
+minute of video, extrapolated to 10 minutes against the 2 GiB goal. The clip's own sound is the new audio; its AAC
 track rounds to a frame longer than the video, so the last frame is shown twice (a one-frame
 ping-pong loop, the case that used to keep the whole decoded video).
 """
@@ -38,10 +43,11 @@ import warnings
 from pathlib import Path
 
 import torch
+import yaml
 
 from deadlib.audio2expr.stage import a2e_settings, build_model, save_a2e
-from deadlib.core.config import stage_config
-from deadlib.data.face3d import ExpressionBasis
+from deadlib.core.config import load_params, stage_config
+from deadlib.data.face3d import RASTER_ENGINES, ExpressionBasis
 from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_video
 from deadlib.dub.dubbing import dub
 from deadlib.model.renderer import RendererConfig
@@ -49,6 +55,7 @@ from deadlib.synth.generate import SynthSettings, generate_corpus
 from deadlib.tools.machine import describe
 from deadlib.train.checkpoint import TrainConfig, TrainState
 
+REPO = Path(__file__).resolve().parents[1]
 STAGES = ("audio2expr", "rasterise", "render", "blend", "decode", "encode")
 
 
@@ -69,26 +76,63 @@ def build(root: Path, profile: str, seconds: float, size: int) -> dict:
                                       "cache_dir": str(root / "dub_cache")}}
 
 
+def engine_params(root: Path, engine: str) -> Path:
+    """A copy of params.yaml whose prepare.raster.engine is ``engine``."""
+    params = load_params(REPO / "params.yaml")
+    params["prepare"]["raster"]["engine"] = engine
+    path = root / f"params_{engine}.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
 def io_floor(video: Path, audio: Path, n_frames: int, out: Path, profile: str) -> float:
     """Seconds to decode ``n_frames`` of ``video`` and encode them with ``audio`` as the dub does."""
     dub_cfg = stage_config("dub", profile)
     sound = read_audio(audio, SAMPLE_RATE)
     t = time.perf_counter()
     write_video(out, iter_frames(video, fps=FPS, max_frames=n_frames), FPS, audio=sound, sample_rate=SAMPLE_RATE,
-                crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"])
+                crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"], lookahead=dub_cfg["lookahead"])
     return time.perf_counter() - t
 
 
-# Runs the dub CLI in this (fresh) process and reports its peak RSS and that of its children.
+# Runs the dub CLI in this (fresh) process and reports its peak RSS and that of its children, plus the
+# peak resident and anonymous memory of each step (sampled every 20 ms by a thread of the process itself;
+# the steps are dub()'s on_progress stages, with prepare split into its two phases).
 MEMORY_CHILD = """
-import json, resource, sys
-from deadlib.dub.dubbing import main
-rc = main(sys.argv[1:])
+import json, resource, sys, threading, time
+import deadlib.data.prepare as prepare
+import deadlib.dub.dubbing as dubbing
+step, peaks, done = ["start"], {}, threading.Event()
+
+def status():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon")}
+
+def sample():
+    while not done.is_set():
+        now, peak = status(), peaks.setdefault(step[0], {"VmRSS": 0, "RssAnon": 0})
+        for k, v in now.items():
+            peak[k] = max(peak[k], v)
+        time.sleep(0.02)
+
+def labelled(name, fn):
+    def run(*a, **k):
+        step[0] = name
+        return fn(*a, **k)
+    return run
+
+prepare.analyse_video = labelled("prepare: track", prepare.analyse_video)
+prepare.finish_video = labelled("prepare: fit + rasterise", prepare.finish_video)
+plain = dubbing.dub
+dubbing.dub = lambda *a, **k: plain(*a, on_progress=lambda name, i, n: step.__setitem__(0, name), **k)
+threading.Thread(target=sample, daemon=True).start()
+rc = dubbing.main(sys.argv[1:])
+done.set()
 usage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
-print("MAXRSS_KIB " + json.dumps({"rc": rc, **usage}))
+print("MAXRSS_KIB " + json.dumps({"rc": rc, **usage, "steps": peaks}))
 sys.exit(rc)
 """
-
 
 def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
     """``source`` looped to ``seconds`` (frames and sound), scaled to ``height`` and padded to 16:9 (streamed)."""
@@ -112,15 +156,6 @@ def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
     write_video(out, (framed(k) for k in range(n)), FPS, audio=audio, sample_rate=SAMPLE_RATE, preset="veryfast")
 
 
-def _status_kib(pid: int, key: str) -> int:
-    """One /proc/<pid>/status field in KiB (0 once the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next((int(line.split()[1]) for line in status if line.startswith(key + ":")), 0)
-    except OSError:
-        return 0
-
-
 def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], height: int, threads: int) -> list[dict]:
     """Peak RSS of dubbing the held-out clip looped to each length at a ``height`` p 16:9 frame."""
     rows, overrides = [], world["overrides"]
@@ -132,20 +167,15 @@ def memory_runs(root: Path, world: dict, profile: str, seconds: list[float], hei
                "--name", "synth_h00", "--a2e", overrides["a2e"], "--basis", overrides["basis"],
                "--cache-dir", str(root / f"long_cache_{length:g}"), "--threads", str(threads), "--device", "cpu"]
         t = time.perf_counter()
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-            anon = 0  # peak anonymous RSS: memory the kernel cannot drop (file pages it can write back and evict)
-            while child.poll() is None:
-                anon = max(anon, _status_kib(child.pid, "RssAnon"))
-                time.sleep(0.1)
-            out.seek(0), err.seek(0)
-            stdout, stderr = out.read(), err.read()
-        line = [x for x in stdout.splitlines() if x.startswith("MAXRSS_KIB ")]
-        if child.returncode or not line:   # the dub CLI returns 2 on bad input: no memory figure then
-            raise RuntimeError(f"dub of the {length:g} s clip failed (exit {child.returncode}): {stderr[-2000:]}")
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in run.stdout.splitlines() if x.startswith("MAXRSS_KIB ")]
+        if run.returncode or not line:   # the dub CLI returns 2 on bad input: no memory figure then
+            raise RuntimeError(f"dub of the {length:g} s clip failed (exit {run.returncode}): {run.stderr[-2000:]}")
         usage = json.loads(line[-1].split(" ", 1)[1])
+        steps = {name: {"rss_mib": p["VmRSS"] / 1024, "anon_mib": p["RssAnon"] / 1024} for name, p in usage["steps"].items()}
         rows.append({"seconds": length, "wall_s": time.perf_counter() - t, "peak_rss_mib": usage["RUSAGE_SELF"] / 1024,
-                     "peak_anon_rss_mib": anon / 1024, "children_peak_rss_mib": usage["RUSAGE_CHILDREN"] / 1024})
+                     "peak_anon_rss_mib": max(p["anon_mib"] for p in steps.values()),
+                     "children_peak_rss_mib": usage["RUSAGE_CHILDREN"] / 1024, "steps": steps})
     return rows
 
 
@@ -156,6 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=256, help="frame side of the synthetic clips (px)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--engines", nargs="+", default=["bbox"], choices=RASTER_ENGINES,
+                    help="rasterisers to dub with, in the same run (prepare.raster.engine)")
     ap.add_argument("--memory-seconds", type=float, nargs="*", default=[],
                     help="also dub the clip looped to these lengths (s) at --memory-height and report peak RSS")
     ap.add_argument("--memory-height", type=int, default=1080)
@@ -166,11 +198,13 @@ def main(argv: list[str] | None = None) -> dict:
         root = Path(tmp)
         world = build(root, args.profile, args.seconds, args.size)
         runs = []
-        for label in ("first (prepares)", "steady state"):
-            result = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", root / "actor", root / "out.mp4",
-                         profile=args.profile, name="synth_h00", device=args.device, progress=False,
-                         overrides=world["overrides"])
-            runs.append((label, result))
+        for engine in args.engines:
+            params = engine_params(root, engine)
+            for label in ("first (prepares)", "steady state"):
+                result = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", root / "actor",
+                             root / "out.mp4", profile=args.profile, params_path=params, name="synth_h00",
+                             device=args.device, progress=False, overrides=world["overrides"])
+                runs.append((f"{label}, {engine}" if len(args.engines) > 1 else label, result))
         floor_s = io_floor(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", result.n_frames,
                            root / "floor.mp4", args.profile)
         memory = memory_runs(root, world, args.profile, args.memory_seconds, args.memory_height, args.threads)
@@ -178,28 +212,34 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nmachine: {describe()}")
     print(f"profile {args.profile}: {rcfg.resolution}px crops, T={rcfg.window}, {args.size}px frames, "
           f"{result.n_frames} output frames, {args.threads} threads, device {args.device}")
-    print(f"{'run':<18}{'frames/s':>10}{'total s':>10}{'prepare s':>11}" + "".join(f"{s:>12}" for s in STAGES))
+    print(f"{'run':<28}{'frames/s':>10}{'total s':>10}{'prepare s':>11}" + "".join(f"{s:>12}" for s in STAGES))
     report = {}
     for label, r in runs:
         t = r.timings
         fps = r.n_frames / t["total"]
         per_frame = {s: 1000 * t.get(s, 0.0) / r.n_frames for s in STAGES}
-        print(f"{label:<18}{fps:>10.2f}{t['total']:>10.1f}{t.get('prepare', 0):>11.1f}"
+        print(f"{label:<28}{fps:>10.2f}{t['total']:>10.1f}{t.get('prepare', 0):>11.1f}"
               + "".join(f"{per_frame[s]:>9.1f} ms" for s in STAGES))
         report[label] = {"frames_per_s": fps, "total_s": t["total"], "prepare_s": t.get("prepare", 0.0),
                          "ms_per_frame": per_frame}
-    steady = runs[-1][1].timings
-    dubbing = sum(steady.get(s, 0.0) for s in STAGES)
-    print(f"steady state without prepare/load: {runs[-1][1].n_frames / dubbing:.2f} frames/s")
-    floor_fps, steady_fps = result.n_frames / floor_s, report["steady state"]["frames_per_s"]
+    steady_label, steady_result = runs[1]   # the first engine's steady state
+    dubbing = sum(steady_result.timings.get(s, 0.0) for s in STAGES)
+    print(f"{steady_label} without prepare/load: {steady_result.n_frames / dubbing:.2f} frames/s")
+    if len(args.engines) > 1:
+        other_label = runs[3][0]
+        print(f"{steady_label} / {other_label}: {report[steady_label]['frames_per_s'] / report[other_label]['frames_per_s']:.2f}x "
+              "frames/s (same run)")
+    floor_fps, steady_fps = result.n_frames / floor_s, report[steady_label]["frames_per_s"]
     print(f"I/O floor (decode + encode of the same {result.n_frames} frames, same run): {floor_fps:.1f} frames/s; "
           f"dub steady state / I/O floor = {steady_fps / floor_fps:.3f}; vs the 50 frames/s goal: {steady_fps / 50:.2f}x")
     report["io_floor"] = {"frames_per_s": floor_fps, "dub_ratio": steady_fps / floor_fps, "goal_ratio": steady_fps / 50}
     if memory:
         print(f"\npeak RSS dubbing a {args.memory_height}p 16:9 clip from scratch (prepare + dub, fresh process):")
         for row in memory:
-            print(f"  {row['seconds']:>6.0f} s: peak RSS {row['peak_rss_mib']:8.0f} MiB, of it anonymous (sampled every 0.1 s) "
+            print(f"  {row['seconds']:>6.0f} s: peak RSS {row['peak_rss_mib']:8.0f} MiB, of it anonymous (sampled every 20 ms) "
                   f"{row['peak_anon_rss_mib']:6.0f} MiB (children {row['children_peak_rss_mib']:.0f} MiB), {row['wall_s']:.0f} s wall")
+            print("        per step, peak resident / anonymous MiB: " + "; ".join(
+                f"{name} {p['rss_mib']:.0f} / {p['anon_mib']:.0f}" for name, p in row["steps"].items()))
         if len(memory) > 1:
             a, b = memory[0], memory[-1]
             for key, what in (("peak_rss_mib", "peak RSS"), ("peak_anon_rss_mib", "peak anonymous RSS")):

@@ -15,7 +15,6 @@ assertions; writes ``benchmarks/results/cpu<N>_bench_raster.txt`` unless ``--no-
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 
 from deadlib.data.facemesh import load_topology
 from deadlib.data.raster import interpolate, rasterize
-from deadlib.data.raster_bbox import rasterize_bbox
+from deadlib.data.raster_bbox import posed_mean_faces, rasterize_bbox
 from deadlib.tools.machine import describe, save_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,10 +38,7 @@ def meshes_at(track: Path | None, n: int, size: int) -> tuple[torch.Tensor, str]
         mesh = mesh[np.flatnonzero(valid)[:n]].astype(np.float32)
         prepared = np.load(track.parent / "frames.npy", mmap_mode="r").shape[1]  # the crop side the meshes are in
         return torch.as_tensor(mesh * (size / prepared)), f"{track} ({len(mesh)} tracked frames at {prepared} px)"
-    sys.path.insert(0, str(REPO / "tests" / "unit"))
-    from test_raster_bbox import face_meshes
-
-    return face_meshes(n, size), "the mean face at random poses (no prepared track.npz)"
+    return posed_mean_faces(n, size), "the mean face at random poses (no prepared track.npz)"
 
 
 def timed(fn, repeats: int) -> float:

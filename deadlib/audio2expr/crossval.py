@@ -13,7 +13,7 @@ With ``--adapt`` each unseen speaker is also adapted as a new person is (``fit_p
 first ``style.frames`` frames of its train part) and the generic model, the style layer alone and
 the person's model (fine-tuned copy + style layer) are all scored on its validation span, which
 the adaptation never saw: ``mean_jaw_corr_{generic,style,adapted}`` and the paired difference
-``adapted - style`` with a 95 % interval over speakers.
+``adapted - style`` with a 95 % Student-t interval over speakers.
 
 Command line (``--set`` overrides the profile's ``audio2expr`` settings, dotted keys)::
 
@@ -43,6 +43,7 @@ from deadlib.audio2expr.stage import (
 )
 from deadlib.core.config import merge_overrides, parse_overrides, write_settings
 from deadlib.core.files import write_json
+from deadlib.core.intervals import mean_ci
 from deadlib.data.dataset import load_splits
 from deadlib.data.face3d import ExpressionBasis
 
@@ -100,9 +101,10 @@ def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, pr
             for label in ("generic", "style", "adapted"):
                 result[f"mean_{key}_{label}"] = float(np.mean([p[f"{key}_{label}"] for p in adapted]))
         gain = np.array([p["jaw_corr_adapted"] - p["jaw_corr_style"] for p in adapted])
-        half = 1.96 * gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else float("nan")
+        half = mean_ci(gain)[1]  # Student-t over the speakers; None for one speaker
         result.update(n_adapted=len(adapted), jaw_corr_gain_of_finetune=float(gain.mean()),
-                      jaw_corr_gain_of_finetune_ci95=float(half), finetune_better=int((gain > 0).sum()))
+                      jaw_corr_gain_of_finetune_ci95=float("nan") if half is None else half,
+                      finetune_better=int((gain > 0).sum()))
     return result
 
 

@@ -342,6 +342,11 @@ def neutral_from_quiet_frames(clips: list[tuple[np.ndarray, np.ndarray]],
     return np.concatenate(picked).mean(0).astype(np.float32)
 
 
+def windowed_clips(clips: list[tuple[np.ndarray, np.ndarray]], window: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (mel, expr) clips with at least ``window`` frames: training crops are ``window`` frames long."""
+    return [c for c in clips if len(c[1]) >= window]
+
+
 def _check_clips(clips: list[tuple[np.ndarray, np.ndarray]], config: Audio2ExprConfig, window: int) -> None:
     if not clips:
         raise ValueError("no training clips given")

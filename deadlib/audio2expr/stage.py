@@ -39,6 +39,7 @@ from deadlib.audio2expr.model import (
     Audio2ExprTrainConfig,
     predict,
     train_audio2expr,
+    windowed_clips,
 )
 from deadlib.audio2expr.style import (
     PersonalisedAudio2Expression,
@@ -217,7 +218,7 @@ def pretrain(settings: Mapping, clips: list[tuple[np.ndarray, np.ndarray]], basi
     seed_everything(int(settings.get("seed") or 0))
     cfg = _train_config(settings)
     model = build_model(settings, basis.n_expr)
-    clips = [c for c in clips if len(c[1]) >= cfg.window]
+    clips = windowed_clips(clips, cfg.window)
     if not clips:
         raise ValueError(f"no prior clip has {cfg.window} consecutive face frames; lower audio2expr.train.window")
     select = settings.get("val_select", "jaw_corr")
@@ -278,7 +279,7 @@ def fit_person(base: Audio2Expression, cache_root: str | os.PathLike, name: str,
         raise ValueError(f"{name}: no frames with a face among its first {n_frames or style['frames']} train frames")
     tuned, tune_steps = base, 0
     tune = fine_tune_config(settings)
-    if tune is not None and sum(len(e) for _, e in clips if len(e) >= tune[0].window) >= tune[1]:
+    if tune is not None and sum(len(e) for _, e in windowed_clips(clips, tune[0].window)) >= tune[1]:
         tuned, tune_history = fine_tune_base(base, clips, tune[0], mouth_basis(basis))
         tune_steps = len(tune_history["loss"])
     model = PersonalisedAudio2Expression(tuned)

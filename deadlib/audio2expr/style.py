@@ -31,6 +31,7 @@ from deadlib.audio2expr.model import (
     Audio2ExprTrainConfig,
     predict,
     train_audio2expr,
+    windowed_clips,
 )
 
 
@@ -129,7 +130,7 @@ def fine_tune_base(base: Audio2Expression, clips: list[tuple[np.ndarray, np.ndar
     keeps the generic closed-mouth target of silence (``base.neutral``), so a few frames of one
     person cannot teach it a new rest pose for silence; ``base`` itself is left untouched (checked).
     Clips shorter than ``cfg.window`` frames are left out."""
-    usable = [c for c in clips if len(c[1]) >= cfg.window]
+    usable = windowed_clips(clips, cfg.window)
     if not usable:
         raise ValueError(f"no clip of the person has {cfg.window} consecutive face frames to fine-tune on")
     before = {k: v.detach().clone() for k, v in base.state_dict().items()}

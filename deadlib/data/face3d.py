@@ -54,10 +54,12 @@ from deadlib.data.facemesh import (
     load_topology,
 )
 from deadlib.data.raster import interpolate, rasterize
+from deadlib.data.raster_bbox import rasterize_bbox
 from deadlib.data.track import fill_gaps, smooth_series
 
 CANONICAL_FLIP = np.array([1.0, -1.0, -1.0], np.float32)  # mean_shape (y up, z to camera) → (y down, z away)
 POSE_DIM = 7  # rotvec (3), log scale (1), translation (3)
+RASTER_ENGINES = ("bbox", "pytorch3d")  # raster_maps' rasterisers (params prepare.raster.engine)
 MASK_FACE, MASK_LOWER, MASK_MOUTH = 1, 2, 4  # bit flags of the packed mask (see raster_maps)
 
 
@@ -258,8 +260,24 @@ def residuals(landmarks: np.ndarray, valid: np.ndarray, pose: np.ndarray, identi
 def encode_expression(fit: FaceFit, valid: np.ndarray, basis: ExpressionBasis,
                       smoothing: dict | None = None, fps: float = 25.0) -> np.ndarray:
     """Expression coefficients (N, K) of a fitted video; invalid frames interpolated."""
-    expr = basis.encode(fit.residual)
+    return smooth_expression(basis.encode(fit.residual), valid, smoothing, fps)
+
+
+def smooth_expression(expr: np.ndarray, valid: np.ndarray, smoothing: dict | None = None, fps: float = 25.0) -> np.ndarray:
+    """Raw per-frame coefficients (N, K) → smoothed over valid frames, invalid frames interpolated."""
     return fill_gaps(smooth_series(expr, valid, smoothing, fps), valid)
+
+
+def expression_coefficients(landmarks: np.ndarray, valid: np.ndarray, pose: np.ndarray, identity: np.ndarray,
+                            basis: ExpressionBasis, chunk: int = 512) -> np.ndarray:
+    """Raw coefficients (N, K) of tracked meshes (N, 468, 3): ``basis.encode(residuals(...))``, ``chunk``
+    frames at a time, so a long video never holds its (N, 468, 3) residuals and their float64
+    temporaries (≈ 20 kB a frame) at once. ``landmarks`` may be any row-indexable array."""
+    out = np.zeros((len(valid), basis.n_expr), np.float32)
+    for lo in range(0, len(valid), chunk):
+        rows = slice(lo, lo + chunk)
+        out[rows] = basis.encode(residuals(np.asarray(landmarks[rows]), valid[rows], pose[rows], identity))
+    return out
 
 
 def decode(pose: np.ndarray, identity: np.ndarray, expr: np.ndarray, basis: ExpressionBasis) -> np.ndarray:
@@ -311,7 +329,7 @@ def single_torch_thread() -> Iterator[None]:
 
 
 def raster_maps(verts: np.ndarray, size: int, batch: int = 64, mouth_margin: float = 0.02,
-                tile: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                tile: int = 32, engine: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
     """Rasterise meshes (N, 468, 3) in pixels of a ``size``² image → UV (N, S, S, 2) float16 and
     packed masks (N, S, S) uint8 (bit MASK_FACE | MASK_LOWER | MASK_MOUTH).
 
@@ -320,8 +338,11 @@ def raster_maps(verts: np.ndarray, size: int, batch: int = 64, mouth_margin: flo
     the mouth region (``mouth_dilated`` + fill) dilated by ``mouth_margin`` × size pixels: with
     the jaw wide open the skin under the lower lip is foreshortened to nothing (tracked meshes
     even fold it over the lip), which would leave the lip contour exactly on the mask edge.
-    ``tile``: deadlib.data.raster's CPU tile side (32 px measured ≈ 2× faster than 64 here).
+    ``engine``: ``bbox`` (deadlib.data.raster_bbox) or ``pytorch3d`` (deadlib.data.raster, over tiles of
+    ``tile`` px: 32 measured ≈ 2× faster than 64 here) — the same triangles, float rounding apart.
     """
+    if engine not in RASTER_ENGINES:
+        raise ValueError(f"raster engine must be one of {sorted(RASTER_ENGINES)}, got {engine!r}")
     topo = load_topology()
     faces = torch.as_tensor(topo.faces)
     uv_table = torch.as_tensor(topo.uv, dtype=torch.float32)
@@ -334,7 +355,7 @@ def raster_maps(verts: np.ndarray, size: int, batch: int = 64, mouth_margin: flo
     with single_torch_thread():
         for start in range(0, n, batch):
             chunk = torch.as_tensor(np.asarray(verts[start:start + batch], np.float32))
-            frags = rasterize(chunk, faces, size, tile=tile)
+            frags = rasterize_bbox(chunk, faces, size) if engine == "bbox" else rasterize(chunk, faces, size, tile=tile)
             uv[start:start + len(chunk)] = interpolate(frags, uv_table).numpy()
             packed = torch.where(frags.mask, bits_table[frags.pix_to_face % len(faces)], 0)  # (B, S, S)
             if radius > 0:
@@ -375,10 +396,10 @@ def lips_in_mouth_mask(points: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def raster_agreement(meshes: np.ndarray, masks: np.ndarray, uv: np.ndarray, batch: int = 64,
-                     mouth_margin: float = 0.02, tile: int = 32) -> dict:
+                     mouth_margin: float = 0.02, tile: int = 32, engine: str = "bbox") -> dict:
     """Rasterise ``meshes`` (N, 468, 3) (e.g. the tracked landmarks) and compare with rasters of the
     model (``masks`` (N, S, S), ``uv`` (N, S, S, 2)): mean face / mouth IoU and mean |ΔUV| where both cover."""
-    uv_a, bits_a = raster_maps(meshes, masks.shape[-1], batch, mouth_margin, tile)
+    uv_a, bits_a = raster_maps(meshes, masks.shape[-1], batch, mouth_margin, tile, engine)
     face = [mask_iou(a & MASK_FACE, b & MASK_FACE) for a, b in zip(bits_a, masks)]
     mouth = [mask_iou(a & MASK_MOUTH, b & MASK_MOUTH) for a, b in zip(bits_a, masks)]
     both = ((bits_a & masks) & MASK_FACE) > 0

@@ -305,6 +305,17 @@ def fit_corpus_basis(out_dir: str | os.PathLike, prior: list[str], cfg: Mapping)
 
 # ----------------------------------------------------------------------------- one video, phase 2
 
+FIT_CHUNK = 512  # frames whose (k, 468, 3) meshes and float64 temporaries phase 2 holds at a time
+
+
+def _crop_meshes(track: Mapping[str, np.ndarray], expr: np.ndarray, basis: face3d.ExpressionBasis) -> np.ndarray:
+    """The modelled meshes (N, 468, 3) in crop pixels, decoded ``FIT_CHUNK`` frames at a time."""
+    out = np.empty((len(expr), face3d.N_LANDMARKS, 3), np.float32)
+    for lo in range(0, len(expr), FIT_CHUNK):
+        rows = slice(lo, lo + FIT_CHUNK)
+        out[rows] = map_points(face3d.decode(track["pose"][rows], track["identity"], expr[rows], basis), track["crop"][rows])
+    return out
+
 
 def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: Mapping,
                  group: str | None = None, pool: Executor | None = None,
@@ -320,10 +331,10 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
         with np.load(folder / "track.npz") as d:
             track = {k: d[k] for k in d.files if k not in ("expr", "mesh_crop")}  # phase-1 arrays
         valid = track["valid"]
-        fit = face3d.FaceFit(track["pose"], track["identity"],
-                             face3d.residuals(track["landmarks"], valid, track["pose"], track["identity"]))
-        expr = face3d.encode_expression(fit, valid, basis, cfg["face3d"]["expr_smoothing"], cfg["fps"])
-        mesh_crop = map_points(face3d.decode(fit.pose, fit.identity, expr, basis), track["crop"])
+        expr = face3d.smooth_expression(
+            face3d.expression_coefficients(track["landmarks"], valid, track["pose"], track["identity"], basis, FIT_CHUNK),
+            valid, cfg["face3d"]["expr_smoothing"], cfg["fps"])
+        mesh_crop = _crop_meshes(track, expr, basis)
     group = group or report.get("group", "heldout")
     ranges, note = split_ranges(len(valid), cfg, group)
     report["warnings"] += [note] if note else []
@@ -331,7 +342,6 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
     # acceptance checks against the tracked (not modelled) landmarks, gathered chunk by chunk while the
     # rasters stream to disk (RasterWriter): the video's rasters are never all in memory
     idx = np.flatnonzero(valid)
-    tracked = map_points(track["landmarks_raw"][idx], track["crop"][idx])  # (n_valid, 468, 3) crop px
     sample = idx[np.linspace(0, len(idx) - 1, min(len(idx), cfg["metric_frames"])).round().astype(int)]
     lips_in_mask = []  # (k,) bool per chunk
     sample_uv = np.zeros((len(sample), res, res, 2), np.float16)
@@ -340,13 +350,15 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
     with _timed(timings, "rasterise"), atomic_output(folder / "raster.npz") as tmp, \
             RasterWriter(tmp, len(valid), res, levels) as out:
         chunks = [np.arange(k, min(k + raster_cfg["batch"], len(idx))) for k in range(0, len(idx), raster_cfg["batch"])]
-        rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]))
+        rest = (repeat(res), repeat(raster_cfg["batch"]), repeat(raster_cfg["mouth_margin"]), repeat(raster_cfg["tile"]),
+                repeat(raster_cfg["engine"]))
         run = pool.map if pool is not None else map  # chunks in parallel processes: pytorch3d holds the GIL
         meshes = (mesh_crop[idx[c]] for c in chunks)  # lazy: one chunk's (k, 468, 3) copy at a time (map)
         for at, (u, m) in zip(chunks, run(face3d.raster_maps, meshes, *rest)):
             frames = idx[at]  # (k,) video frames of this chunk, ascending
             out.write(frames, u, m)  # u (k, S, S, 2) float16, m (k, S, S) uint8
-            lips_in_mask.append(face3d.lips_in_mouth_mask(tracked[at], m))
+            tracked = map_points(track["landmarks_raw"][frames], track["crop"][frames])  # (k, 468, 3) crop px
+            lips_in_mask.append(face3d.lips_in_mouth_mask(tracked, m))
             here = np.isin(sample, frames)  # the check's sample frames in this chunk
             pos = np.searchsorted(frames, sample[here])
             sample_uv[here], sample_masks[here] = u[pos], m[pos]
@@ -355,7 +367,7 @@ def finish_video(folder: str | os.PathLike, basis: face3d.ExpressionBasis, cfg: 
     with _timed(timings, "checks"):
         agreement = face3d.raster_agreement(map_points(track["landmarks"][sample], track["crop"][sample]),
                                             sample_masks, sample_uv, raster_cfg["batch"], raster_cfg["mouth_margin"],
-                                            raster_cfg["tile"])
+                                            raster_cfg["tile"], raster_cfg["engine"])
         lips = np.concatenate(lips_in_mask) if lips_in_mask else np.zeros(0, bool)
         report["checks"].update({"mouth_in_mask_rate": float(lips.mean()),
                                  **{f"roundtrip_{k}": v for k, v in agreement.items()}})

@@ -17,8 +17,10 @@ coordinate frame, so a pixel centre within rounding of an edge may fall to the n
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from deadlib.data.facemesh import load_topology
 from deadlib.data.raster import Fragments
 
 
@@ -90,3 +92,20 @@ def rasterize_bbox(verts_pix: torch.Tensor, faces: torch.Tensor, size: int) -> F
     offsets = (torch.arange(B) * V)[:, None, None]  # packed vertex offset of each mesh
     return Fragments(pix_to_face=pix_to_face.reshape(B, size, size), bary=bary_out.reshape(B, size, size, 3),
                      depth=depth_out.reshape(B, size, size), faces_packed=(faces[None] + offsets).reshape(-1, 3))
+
+
+def posed_mean_faces(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(n, 468, 3) the project's mean face in pixel space at random scale, turn and shift, partly off the
+    image: meshes with every case a rasteriser meets (tests and benchmarks/bench_raster.py)."""
+    rng = np.random.default_rng(seed)
+    mean = load_topology().mean_shape.astype(np.float64) * np.array([1.0, -1.0, -1.0])  # y down, z away
+    mean = (mean - mean.mean(0)) / np.ptp(mean[:, 1])
+    out = []
+    for _ in range(n):
+        yaw, pitch, roll = rng.uniform(-0.6, 0.6, 3)
+        rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
+        ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+        rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+        scale = rng.uniform(0.5, 1.2) * size
+        out.append(mean @ (rz @ ry @ rx).T * scale + np.array([*rng.uniform(0.2, 0.8, 2) * size, 0.0]))
+    return torch.as_tensor(np.stack(out), dtype=torch.float32)

@@ -27,6 +27,7 @@ tracked on frames downscaled to ``max_side`` and the coordinates are scaled back
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
@@ -104,12 +105,28 @@ def face_boxes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- detection
 
 
+def import_mediapipe():
+    """``mediapipe``, imported on first use (heavy, and only tracking needs it) without keeping its caller's stack.
+
+    mediapipe keeps the ImportError of its optional ``sounddevice`` import (``audio_record.sd_error``);
+    the error's traceback reaches, through ``f_back``, every frame on the stack at the first import —
+    e.g. prepare's ``analyse_video`` with the whole video's landmarks, crop boxes and audio (≈ 28 kB a
+    frame), held for the life of the process. Dropping the traceback frees them when they return.
+    """
+    import mediapipe
+
+    record = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
+    error = getattr(record, "sd_error", None)
+    if isinstance(error, BaseException):
+        error.__traceback__ = error.__context__ = error.__cause__ = None
+    return mediapipe
+
+
 class FaceMeshDetector(contextlib.AbstractContextManager):
     """MediaPipe FaceMesh (legacy solution API, video mode): RGB frame → list of (468, 3) meshes."""
 
     def __init__(self, settings: TrackSettings):
-        import mediapipe as mp  # imported here: heavy, and only the tracking step needs it
-
+        mp = import_mediapipe()
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=False, max_num_faces=settings.max_faces, refine_landmarks=True,
             min_detection_confidence=settings.min_detection_confidence,

@@ -392,8 +392,11 @@ def _mono_float(audio: np.ndarray) -> np.ndarray:
 
 def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float = 25,
                 audio: np.ndarray | None = None, sample_rate: int = 16000, crf: int = 18,
-                preset: str = "medium") -> None:
+                preset: str = "medium", lookahead: int | None = None) -> None:
     """Encode RGB frames (streamed) to H.264/yuv420p + optional mono AAC, atomically and deterministically.
+
+    ``lookahead``: x264's rc-lookahead in frames (None: the preset's, 40 for medium). x264 holds that
+    many frames and their analysis: ≈ 400 MiB at 1080p with the preset's 40, ≈ 300 MiB at 20.
 
     Writing the same frames and audio twice gives byte-identical files (single-threaded x264,
     bit-exact muxing, no creation time). Frame ``k`` gets time ``k / fps`` and audio sample 0 is
@@ -414,7 +417,8 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float = 25,
             video = container.add_stream("libx264", rate=rate)
             video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
             video.codec_context.thread_count = 1
-            video.codec_context.options = {"crf": str(crf), "preset": preset}
+            video.codec_context.options = {"crf": str(crf), "preset": preset,
+                                           **({"rc-lookahead": str(int(lookahead))} if lookahead is not None else {})}
             sound = None
             if audio is not None:
                 sound = container.add_stream("aac", rate=sample_rate, layout="mono")

@@ -46,6 +46,7 @@ from deadlib.core.config import (
     resolve_device,
     stage_config,
 )
+from deadlib.core.memory import return_freed_memory
 from deadlib.core.progress import progress_bar
 from deadlib.data import face3d
 from deadlib.data.audio import frame_mel_windows, log_mel
@@ -71,6 +72,7 @@ from deadlib.dub.inputs import (
 from deadlib.dub.person import adapt_now, find_style, prepare_cached
 from deadlib.dub.render import (
     MASK_MODES,
+    MOUTH_BLENDS,
     ChunkDubber,
     FrameSource,
     mouth_blend,
@@ -88,7 +90,7 @@ def dub_settings(profile: str | None = None, params_path: str | os.PathLike | No
     """Effective ``dub`` settings under ``profile`` (params.yaml's section) deep-merged with
     ``overrides``; an override params.yaml's section does not have raises."""
     dub_cfg = merge_overrides("dub", stage_config("dub", profile, params=params, params_path=params_path), overrides)
-    for key, allowed in (("shorter", SHORTER), ("mask", MASK_MODES), ("mouth_blend", ("lsq", "ramp", "none"))):
+    for key, allowed in (("shorter", SHORTER), ("mask", MASK_MODES), ("mouth_blend", MOUTH_BLENDS)):
         if dub_cfg[key] not in allowed:
             raise ConfigError(f"dub.{key} must be one of {allowed}, got {dub_cfg[key]!r}")
     if dub_cfg["blend"]["method"] not in METHODS:
@@ -230,6 +232,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     t0 = time.perf_counter()
     folder, info = prepare_cached(plan.video, plan.prep_cfg, basis, Path(dub_cfg["cache_dir"]), plan.has_audio,
                                   int(dub_cfg["max_frames"]))
+    return_freed_memory()  # the preparation's per-frame arrays are freed; drop them from the resident set
     timings["prepare"] = time.perf_counter() - t0
     ckpt_path, style_path, name = plan.checkpoint["path"], None, plan.name
     if plan.adapting:
@@ -238,6 +241,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
         ckpt_path, style_path = adapt_now(folder, info, Path(dub_cfg["prior"]), dub_cfg, dub_cfg["profile"], plan.params, plan.a2e,
                                           basis, progress, on_step=lambda step, steps: stage("adapt", step, steps))
         name = info["name"]
+        return_freed_memory()
         timings["adapt"] = time.perf_counter() - t0
     style_path = style_path or find_style(style, ckpt_path, plan.a2e_path, name)
 
@@ -274,7 +278,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     t0 = time.perf_counter()
     try:
         write_video(plan.out, frames, FPS, audio=new_audio, sample_rate=SAMPLE_RATE,
-                    crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"])
+                    crf=int(dub_cfg["crf"]), preset=dub_cfg["preset"], lookahead=dub_cfg["lookahead"])
     finally:
         source.close()
         if bar is not None:

@@ -55,6 +55,7 @@ from deadlib.dub.inputs import DubError
 from deadlib.model.renderer import to_uint8
 
 MASK_MODES = ("union", "new")
+MOUTH_BLENDS = ("lsq", "ramp", "none")  # mouth_blend methods (module docstring)
 
 
 def lower_vertices() -> np.ndarray:
@@ -87,7 +88,7 @@ def mouth_blend(basis: face3d.ExpressionBasis, method: str = "lsq", ramp: tuple[
     if method == "ramp":
         return np.diag(mouth_weights(basis, ramp)).astype(np.float32)
     if method != "lsq":
-        raise ValueError(f"mouth blend method must be 'lsq', 'ramp' or 'none', got {method!r}")
+        raise ValueError(f"mouth blend method must be one of {MOUTH_BLENDS}, got {method!r}")
     comps = basis.components.astype(np.float64)  # (K, 468*3)
     lower = comps.reshape(len(comps), -1, 3)[:, lower_vertices()].reshape(len(comps), -1)
     gram = comps @ comps.T + 1e-9 * np.eye(len(comps))  # (K, K)
@@ -114,7 +115,7 @@ def dub_meshes(track: Mapping[str, np.ndarray], index: np.ndarray, expr: np.ndar
 def rasterise(meshes: np.ndarray, size: int, raster_cfg: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """UV (n, S, S, 2) float16 and packed masks (n, S, S) uint8 of crop meshes (face3d.raster_maps)."""
     return face3d.raster_maps(meshes, size, int(raster_cfg["batch"]), float(raster_cfg["mouth_margin"]),
-                              int(raster_cfg["tile"]))
+                              int(raster_cfg["tile"]), raster_cfg["engine"])
 
 
 def to_tensor_images(frames: np.ndarray) -> torch.Tensor:

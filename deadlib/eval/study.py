@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from deadlib.core.config import stage_config, write_settings
 from deadlib.core.files import write_json
+from deadlib.core.intervals import mean_ci
 from deadlib.train.study_config import cell_name, parse_cell_name
 
 LABELS = {("scratch", ""): "Baseline", ("prior", ""): "Ours", ("prior", "nomix"): "Ours w/o mixed data",
@@ -87,20 +87,6 @@ def derived_rows(rows: Iterable[Mapping]) -> list[dict[str, Any]]:
                 out.append({**{k: row.get(k) for k in ("identity", "n_frames", "seed", "method")}, **values,
                             "label": label, "variant": "", "file": row.get("file", "")})
     return out
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float | None, float | None]:
-    """(mean, half-width of its ``level`` Student-t interval); half-width None below 2 values."""
-    values = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return None, None
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, None
-    from scipy import stats
-
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values))
-    return mean, float(half)
 
 
 def summarise(rows: Iterable[Mapping], metrics: Sequence[str]) -> dict[tuple[str, int], dict[str, Any]]:

@@ -60,6 +60,9 @@ class NeuralTexture(nn.Module):
         return (texels * m).reshape(*lead, self.channels, h, w)
 
 
+TEXTURE_INITS = ("random", "mean")
+
+
 class TextureBank(nn.Module):
     """One :class:`NeuralTexture` per identity id (string keys), all with the same shape.
 
@@ -76,14 +79,26 @@ class TextureBank(nn.Module):
         for identity in identities:
             self.add(identity)
 
-    def add(self, identity: str) -> NeuralTexture:
-        """Create (and return) a fresh random texture for ``identity``; error if it exists."""
+    def add(self, identity: str, init: str = "random") -> NeuralTexture:
+        """Create (and return) a new texture for ``identity``; error if it exists.
+
+        ``init``: "random" (the N(0, init_std) init above) or "mean" — the mean of the textures the
+        bank already holds (an adapted person starts from the prior people's average face in the
+        renderer's own texture space instead of noise; needs at least one texture)."""
         if not isinstance(identity, str) or not identity or "." in identity:
             raise ValueError(f"identity id must be a non-empty string without '.', got {identity!r}")
         if identity in self.textures:
             raise KeyError(f"identity {identity!r} already has a texture; use bank[{identity!r}]")
+        if init not in TEXTURE_INITS:
+            raise ValueError(f"texture init must be one of {TEXTURE_INITS}, got {init!r}")
+        if init == "mean" and not len(self.textures):
+            raise ValueError("texture init 'mean' needs existing textures to average (a prior); this bank is empty")
         device = next(self.parameters()).device if len(self.textures) else self.device
         tex = NeuralTexture(self.channels, self.size, self.levels, self.init_std, device=device)
+        if init == "mean":
+            with torch.no_grad():
+                for level, maps in enumerate(tex.pyramid):        # (1, C, S/2^l, S/2^l) each
+                    maps.copy_(torch.stack([t.pyramid[level] for t in self.textures.values()]).mean(0))
         self.textures[identity] = tex
         return tex
 

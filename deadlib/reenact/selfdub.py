@@ -82,6 +82,8 @@ MODEL_KEYS = ("prior", "a2e", "basis", "prior_cache")
 # the frame grid's close-up: top, bottom, left, right as fractions of the aligned face crop
 # (prepared crops hold the lips at x 0.36-0.63, y 0.53-0.71: params.yaml's sync_expert note)
 GRID_MOUTH_BOX = (0.45, 0.85, 0.25, 0.75)
+# fewest frames a mouth-opening correlation (r, its lag, the mesh's r) is computed on; fewer → None
+MIN_CORR_FRAMES = 10
 
 
 class ReenactError(ValueError):
@@ -117,7 +119,7 @@ def mouth_lag(dub_open: np.ndarray, real_open: np.ndarray, both: np.ndarray, max
     for lag in range(-max_lag, max_lag + 1):
         t = np.arange(max(0, -lag), min(n, n - lag))
         keep = both[t] & both[t + lag]
-        if keep.sum() >= 10:
+        if keep.sum() >= MIN_CORR_FRAMES:
             r = pearson(dub_open[t + lag][keep], real_open[t][keep])
             if r > best[1]:
                 best = (lag, r)
@@ -163,13 +165,13 @@ def score(result: DubResult, real: RealTest, audio: np.ndarray, judge, settings:
     lmd, rate, _ = landmark_distance(landmarks, real.landmarks[:n])
     lag, lag_r = mouth_lag(np.nan_to_num(opening), np.nan_to_num(real.opening[:n]), both, int(settings["max_lag"]))
     r, interval = None, None
-    if both.sum() >= 10:   # frames where both mouths were found: (m,) each
+    if both.sum() >= MIN_CORR_FRAMES:   # frames where both mouths were found: (m,) each
         dub_open, real_open = opening[both], real.opening[:n][both]
         r = pearson(dub_open, real_open)
         interval = pearson_block_interval(dub_open, real_open, int(settings["r_block"]), int(settings["r_resamples"]))
     # the geometry the renderer was given: (n,) mesh openings, on frames where the real mouth was found
     mesh = real.found[:n] & np.asarray(result.valid[:n], bool)
-    mesh_r = pearson(np.asarray(result.mouth_open[:n])[mesh], real.opening[:n][mesh]) if mesh.sum() >= 10 else None
+    mesh_r = pearson(np.asarray(result.mouth_open[:n])[mesh], real.opening[:n][mesh]) if mesh.sum() >= MIN_CORR_FRAMES else None
     metrics.update({
         "mouth_open_r": r, "mesh_mouth_open_r": mesh_r,
         "mouth_open_r_lo": interval[0] if interval else None, "mouth_open_r_hi": interval[1] if interval else None,

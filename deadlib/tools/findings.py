@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
+from deadlib.core.intervals import mean_ci
 from deadlib.eval.study import (
     ABLATION_METRICS,
     CURVE_METRICS,
@@ -27,7 +28,6 @@ from deadlib.eval.study import (
     GROUND_TRUTH,
     LOWER_IS_BETTER,
     NO_DIRECTION,
-    mean_ci,
     paired_differences,
 )
 

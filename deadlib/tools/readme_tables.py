@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deadlib.core.config import load_params
+from deadlib.core.intervals import mean_ci
 from deadlib.eval.study import (
     ABLATION_METRICS,
     CURVE_METRICS,
@@ -41,7 +42,6 @@ from deadlib.eval.study import (
     fmt_ci,
     load_cells,
     markdown_table,
-    mean_ci,
     paired_differences,
     style_table,
     summarise,

@@ -91,6 +91,9 @@ class TrainConfig:
     # a better one (0: never stop early); needs a validation set and one process
     select_metric: str | None = None
     patience: int = 0
+    # how a texture added to a trained renderer starts (adaptation): "random" or "mean" of the
+    # prior's textures (deadlib.model.texture.TextureBank.add); the prior's own are always random
+    texture_init: str = "random"
     vgg_weights: str | None = None
     hub_dir: str | None = None
     seed: int = 0
@@ -167,8 +170,8 @@ class TrainState:
         self.vgg_status = "not loaded"
         self.checkpoint_config: dict | None = None                      # train_config of a loaded checkpoint
         self.selection: dict | None = None                              # Selection.to_dict() of a selecting run
-        for identity in identities:
-            self.add_identity(identity)
+        for identity in identities:              # the prior's own (or a checkpoint's, overwritten on load)
+            self.add_identity(identity, "random")
 
     def _renderer_groups(self) -> list[dict]:
         """opt_g's renderer group: the whole renderer at lr_g. The audio encoder once needed an own,
@@ -176,9 +179,10 @@ class TrainState:
         the generator's now, so one rate serves all (tests/unit/test_train.py measures it)."""
         return [{"params": list(self.renderer.parameters()), "lr": self.cfg.lr_g, "name": "renderer"}]
 
-    def add_identity(self, identity: str):
-        """Fresh random texture for ``identity`` + its optimiser group (lr_texture)."""
-        tex = self.bank.add(identity)
+    def add_identity(self, identity: str, init: str | None = None):
+        """A new texture for ``identity`` + its optimiser group (lr_texture); ``init`` None =
+        ``cfg.texture_init`` (an adapted person), see TextureBank.add."""
+        tex = self.bank.add(identity, init or self.cfg.texture_init)
         self.opt_g.add_param_group({"params": list(tex.parameters()), "lr": self.cfg.lr_texture,
                                     "name": f"texture:{identity}"})
         return tex

@@ -56,6 +56,22 @@ def round_trip(people, fitted):
     return meshes, fit, expr, face3d.decode(fit.pose, fit.identity, expr, basis)
 
 
+def test_chunked_expression_coefficients_equal_the_whole_video_ones(people, fitted):
+    """prepare encodes a chunk of frames at a time (memory); the coefficients must not depend on it."""
+    fits, basis = fitted
+    meshes, _ = people["synth_h00"]
+    fit = fits["synth_h00"]
+    valid = np.ones(len(meshes), bool)
+    valid[[5, 40, 41]] = False
+    whole = basis.encode(face3d.residuals(meshes, valid, fit.pose, fit.identity))
+    for chunk in (7, 64, len(meshes)):
+        chunked = face3d.expression_coefficients(meshes, valid, fit.pose, fit.identity, basis, chunk=chunk)
+        np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-5)
+    smoothed = face3d.smooth_expression(whole, valid)
+    np.testing.assert_array_equal(smoothed, face3d.encode_expression(
+        face3d.FaceFit(fit.pose, fit.identity, face3d.residuals(meshes, valid, fit.pose, fit.identity)), valid, basis))
+
+
 def test_umeyama_recovers_a_similarity():
     rng = np.random.default_rng(0)
     src = face3d.canonical_mean()

@@ -110,6 +110,24 @@ def test_texture_bank_mixed_identities_and_add():
         bank(["a"] * 3, uv, mask[..., :4])
 
 
+def test_a_texture_can_start_from_the_mean_of_the_bank():
+    """adapt.texture_init 'mean': the new person's texture is the prior textures' average, level by
+    level (so its lookups are the average of theirs); an empty bank has nothing to average."""
+    torch.manual_seed(0)
+    bank = TextureBank(["a", "b", "c"], channels=4, size=16, levels=2)
+    new = bank.add("new_actor", "mean")
+    for level in range(2):
+        expected = (bank["a"].pyramid[level] + bank["b"].pyramid[level] + bank["c"].pyramid[level]) / 3
+        assert torch.allclose(new.pyramid[level], expected, atol=1e-7)
+    uv, mask = torch.rand(2, 8, 8, 2), torch.ones(2, 8, 8, dtype=torch.bool)
+    assert torch.allclose(new(uv, mask), sum(bank[k](uv, mask) for k in "abc") / 3, atol=1e-6)
+    assert new.pyramid[0].requires_grad                      # a trainable copy, not a view of the others
+    with pytest.raises(ValueError, match="empty"):
+        TextureBank([], channels=4, size=16, levels=2).add("x", "mean")
+    with pytest.raises(ValueError, match="one of"):
+        bank.add("y", "median")
+
+
 # --- shapes, range, gradients ----------------------------------------------------------------
 
 def test_module_shapes_and_output_range(cfg):

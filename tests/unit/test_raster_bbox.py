@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from deadlib.data.face3d import MASK_MOUTH, raster_maps
 from deadlib.data.facemesh import load_topology
 from deadlib.data.raster import interpolate, rasterize
-from deadlib.data.raster_bbox import rasterize_bbox
-
-
-def face_meshes(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """(n, 468, 3) the project's mean face in pixel space: random scale, turn and shift, partly off the image."""
-    rng = np.random.default_rng(seed)
-    mean = load_topology().mean_shape.astype(np.float64) * np.array([1.0, -1.0, -1.0])  # y down, z away
-    mean = (mean - mean.mean(0)) / np.ptp(mean[:, 1])
-    out = []
-    for _ in range(n):
-        yaw, pitch, roll = rng.uniform(-0.6, 0.6, 3)
-        rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
-        ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
-        rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
-        scale = rng.uniform(0.5, 1.2) * size
-        out.append(mean @ (rz @ ry @ rx).T * scale + np.array([*rng.uniform(0.2, 0.8, 2) * size, 0.0]))
-    return torch.as_tensor(np.stack(out), dtype=torch.float32)
+from deadlib.data.raster_bbox import posed_mean_faces, rasterize_bbox
 
 
 def test_same_fragments_as_pytorch3d_on_turned_and_clipped_faces():
     faces = torch.as_tensor(load_topology().faces)
     for size in (64, 128):
-        verts = face_meshes(6, size, seed=size)
+        verts = posed_mean_faces(6, size, seed=size)
         ref, ours = rasterize(verts, faces, size, tile=32), rasterize_bbox(verts, faces, size)
         same = ref.pix_to_face == ours.pix_to_face
         # a pixel centre within float rounding of a shared edge may go to the neighbour; here none does
@@ -60,3 +46,14 @@ def test_nearest_surface_wins_and_edges_follow_the_centre_rule():
     assert torch.equal(covered, expected)
     assert torch.equal(covered, rasterize(verts, faces, 8, tile=32).mask[0])
     assert torch.allclose(frags.bary[0][covered].sum(-1), torch.tensor(1.0))
+
+
+def test_raster_maps_give_the_same_masks_and_uv_with_either_engine():
+    verts = posed_mean_faces(8, 64, seed=3).numpy()
+    uv_p, bits_p = raster_maps(verts, 64, 4, 0.02, 32, "pytorch3d")
+    uv_b, bits_b = raster_maps(verts, 64, 4, 0.02, 32, "bbox")
+    assert np.array_equal(bits_p, bits_b) and (bits_b & MASK_MOUTH).any()
+    # UV is stored as float16: float rounding in another frame moves a value by at most one step
+    assert np.abs(uv_p.astype(np.float32) - uv_b.astype(np.float32)).max() <= 2 ** -11
+    with pytest.raises(ValueError, match="engine"):
+        raster_maps(verts, 64, 4, 0.02, 32, "opengl")

@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from deadlib.core.config import ConfigError, stage_config
+from deadlib.core.intervals import mean_ci
 from deadlib.eval.evaluate import write_metrics
 from deadlib.eval.study import (
     STYLE_COLUMNS,
     aggregate,
     expected_cells,
     load_cells,
-    mean_ci,
     paired_differences,
     size_grid,
 )

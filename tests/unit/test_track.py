@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -134,3 +137,27 @@ def test_segments_and_gap_filling():
     x[~valid] = -1
     filled = fill_gaps(x, valid)
     assert filled[0, 0] == 2 and filled[3, 0] == 6 and filled[4, 0] == 8 and filled[6, 0] == 12
+
+
+# The first mediapipe import happens inside caller(); caller's local must be freed once it returns.
+FIRST_IMPORT = """
+import gc, weakref
+import numpy as np
+from deadlib.data.track import FaceMeshDetector, TrackSettings
+
+def caller():
+    video_sized = np.zeros(1000)
+    with FaceMeshDetector(TrackSettings()):
+        pass
+    return weakref.ref(video_sized)
+
+ref = caller()
+gc.collect()
+print("freed" if ref() is None else "kept")
+"""
+
+
+def test_the_first_mediapipe_import_keeps_no_caller_alive():
+    run = subprocess.run([sys.executable, "-c", FIRST_IMPORT], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "freed", "a caller's locals outlive it: mediapipe's stored traceback holds its frame"

@@ -190,6 +190,19 @@ def test_a_setting_added_after_a_checkpoint_counts_as_its_default(train_set, val
     assert set_now["start_step"] == 0 and "other settings ['r1_every']" in capsys.readouterr().err
 
 
+def test_an_added_person_starts_from_the_configured_texture_init(train_set):
+    """The prior's own textures are random whatever ``texture_init`` says (a checkpoint overwrites
+    them); a person added afterwards (adaptation) starts from the mean with 'mean'."""
+    state = TrainState(make_cfg(texture_init="mean"), train_set.names, "cpu")
+    a, b = (state.bank[n].pyramid[0].detach() for n in train_set.names)
+    assert not torch.equal(a, b)
+    new = state.add_identity("synth_new")
+    assert torch.allclose(new.pyramid[0], (a + b) / 2)
+    assert state.opt_g.param_groups[-1]["name"] == "texture:synth_new"
+    random_start = TrainState(make_cfg(), train_set.names, "cpu").add_identity("synth_new")
+    assert not torch.allclose(random_start.pyramid[0], (a + b) / 2, atol=1e-3)
+
+
 def test_one_learning_rate_for_the_whole_renderer(train_set):
     state = TrainState(make_cfg(lr_g=1e-3), train_set.names, "cpu")
     groups = state.opt_g.param_groups

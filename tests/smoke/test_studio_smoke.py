@@ -158,9 +158,13 @@ def test_adapt_now_reports_each_step_can_be_cancelled_and_resumes(world, tmp_pat
     assert "cancelled during adapt" in msg, getattr(studio, "last_traceback", msg)
     steps = next(t for s, d, t in seen if s == "adapt" and d > 0)
     assert [d for s, d, _ in seen if s == "adapt"] == [0, 1, 2, 3, 4, 5, 6] and steps == 8
-    # while counting, the bar counts steps (redrawn at most 4 times a second, so a fast step may be
-    # skipped); once cancelled it shows the step the run stopped at
-    assert bars and all(m == 8 for _, m, _ in bars)
+    # while counting, the bar counts steps: whenever the label shows "adapt k/8" the bar's scale is the
+    # 8 steps. Both are redrawn together at most 4 times a second, so on a fast machine the first steps
+    # may still show the stage-level bar of the step-0 report (label "adapt · 0 s", no count): only the
+    # drawn pairs are checked, never how many of them there are. Once cancelled it shows the step the
+    # run stopped at.
+    counted = [(value, scale) for value, scale, label in bars if "/8" in label]
+    assert counted and all(scale == 8 for _, scale in counted), bars
     assert (studio.bar.value, studio.bar.max) == (6, 8) and "adapt 6/8" in studio.stage.value
     assert not out.exists() and studio.result is None
 

@@ -381,6 +381,40 @@ def reenact_findings_block(root: Path, folder: str = "real/metrics/reenact",
     return reenact_findings(reports, sets, expert) + "\n" + _source(f"{folder}/*.json", *([judge] if expert else []))
 
 
+def texture_init_block(root: Path, path: str = "benchmarks/results/texture_init_real.json") -> str:
+    """benchmarks/compare_texture_init.py: validation curves (lower-face PSNR by step) of the same
+    cell with a random or a prior-mean texture, and each cell's test metrics at its best validation
+    step (for the record; the choice is read from validation only)."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_texture_init.py`._\n"
+    r = json.loads(file.read_text())
+    steps = sorted({int(s) for c in r["cells"] for s in c["val_psnr_lower"]})
+    tests = list(r["cells"][0]["test"]) if r["cells"] else []
+    rows = [[c["identity"], c["init"], *[_fmt(c["val_psnr_lower"].get(str(s), c["val_psnr_lower"].get(s)))
+                                         for s in steps],
+             str(c["selected_step"]), *[_fmt(c["test"][k]) for k in tests]] for c in r["cells"]]
+    by_person: dict[str, dict[str, dict]] = {}
+    for c in r["cells"]:
+        by_person.setdefault(c["identity"], {})[c["init"]] = c
+    pairs = [(p, v["random"], v["mean"]) for p, v in by_person.items() if {"random", "mean"} <= set(v)]
+    best = lambda c: max(c["val_psnr_lower"].values())          # noqa: E731  the cell's best validation score
+    first = lambda c: c["val_psnr_lower"].get(str(steps[0]), c["val_psnr_lower"].get(steps[0]))  # noqa: E731
+    summary = ""
+    if pairs:
+        wins = sum(best(m) > best(rnd) for _, rnd, m in pairs)
+        summary = ("Best validation lower-face PSNR, mean − random: "
+                   + ", ".join(f"{p} {best(m) - best(rnd):+.2f} dB (steps {rnd['selected_step']} → {m['selected_step']})"
+                               for p, rnd, m in pairs)
+                   + f"; the mean texture is ahead on {wins} of {len(pairs)} people. At step {steps[0]}: "
+                   + ", ".join(f"{p} {first(m) - first(rnd):+.2f} dB" for p, rnd, m in pairs) + ".\n\n")
+    return (summary + markdown_table(["person", "texture init", *[f"val @ {s}" for s in steps], "best val step",
+                                      *[f"test {k}" for k in tests]], rows)
+            + f"\n{r['corpus']} held-out people, N = {r['n_frames']}, seed {r['seed']}, {r['steps']} steps without early "
+            f"stopping (the GAN terms start at step {int(round(r['adv_start_fraction'] * r['steps']))}); {r['machine']}. "
+            + _source(path))
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -406,6 +440,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_reenact": reenact_block,
     "real_reenact_findings": reenact_findings_block,
     "reruns": reruns_block,
+    "texture_init": texture_init_block,
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),
 }

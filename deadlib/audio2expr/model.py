@@ -86,6 +86,11 @@ class Audio2ExprConfig:
     mel_window: int = 16  # MEL frames per video-frame window (deadlib.data.audio.frame_mel_windows)
     gate_db: float | None = -60.0  # silence-gate centre (dB of frame loudness); None disables
     gate_width_db: float = 6.0
+    # "speech_mean": subtract the per-band mean MEL of the sequence's speech frames (loudness
+    # >= norm_floor_db) from the network's input (not the gate's): the recording's channel and the
+    # speaker's long-term spectrum are removed (cepstral-mean-normalisation's idea). "none": raw MEL.
+    input_norm: str = "none"
+    norm_floor_db: float = -50.0
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or self.d_model % 2:
@@ -94,6 +99,11 @@ class Audio2ExprConfig:
             raise ValueError(f"period={self.period} must exceed 2·context+1={2 * self.context + 1}")
         if self.K < 1 or self.context < 1 or self.n_layers < 1:
             raise ValueError("K, context and n_layers must be >= 1")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm={self.input_norm!r}: one of {INPUT_NORMS}")
+
+
+INPUT_NORMS = ("none", "speech_mean")
 
 
 def frame_loudness_db(windows: torch.Tensor) -> torch.Tensor:
@@ -109,6 +119,15 @@ def silence_gate(windows: torch.Tensor, gate_db: float | None, width_db: float) 
     if gate_db is None:
         return windows.new_ones(windows.shape[:2] + (1,))
     return ((frame_loudness_db(windows) - gate_db) / width_db + 0.5).clamp(0.0, 1.0).unsqueeze(-1)
+
+
+def speech_mean(windows: torch.Tensor, floor_db: float) -> torch.Tensor:
+    """(B, N, W, F) MEL windows → (B, 1, 1, F): per-band mean over the frames at or above
+    ``floor_db`` loudness (0 where a sequence has none, so silence stays as it is)."""
+    speech = (frame_loudness_db(windows) >= floor_db).to(windows.dtype)[..., None]  # (B, N, 1)
+    band = windows.mean(2)  # (B, N, F)
+    mean = (band * speech).sum(1) / speech.sum(1).clamp(min=1.0)  # (B, F)
+    return mean[:, None, None]
 
 
 def band_mask(n: int, context: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -188,7 +207,8 @@ class Audio2Expression(nn.Module):
         b, n = windows.shape[:2]
         start_t = torch.as_tensor(start, device=windows.device).long().expand(b)  # (B,)
         mask = band_mask(n, c.context, windows.device)  # (N, N)
-        h = self.pos(self.frontend(windows), start_t)  # (B, N, d)
+        inputs = windows - speech_mean(windows, c.norm_floor_db) if c.input_norm == "speech_mean" else windows
+        h = self.pos(self.frontend(inputs), start_t)  # (B, N, d)
         for layer in self.encoder:
             h = layer(h, src_mask=mask)
         q = self.pos(self.query(h), start_t)  # (B, N, d)
@@ -274,6 +294,8 @@ class Audio2ExprTrainConfig:
     silence_floors_db: list[float] = field(default_factory=lambda: [-90.0, -80.0, -70.0, -60.0])
     gain_db: float = 6.0  # random loudness change of a crop, ± dB
     formant_warp: float = 0.1  # random MEL-axis stretch of a crop by exp(±formant_warp) (another vocal tract)
+    speed: float = 0.0  # random speaking-rate change of a clip by exp(±speed): MEL rows and targets resampled
+    freq_mask: int = 0  # SpecAugment-style: two bands of up to this many MEL bins set to the clip's mean
     seed: int = 0
 
 
@@ -298,6 +320,29 @@ def warp_mel_axis(mel: np.ndarray, factor: float) -> np.ndarray:
     return mel[:, lo] * (1 - w) + mel[:, hi] * w
 
 
+def change_speed(mel: np.ndarray, expr: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """(M, F) MEL rows and (N, K) targets of the same clip spoken ``rate`` times faster (linear
+    interpolation in time; pitch and formants unchanged). Row/frame centres map back to the source
+    time ``rate`` times later, so the 16-row/5-frame alignment of ``clip_of`` is kept."""
+    def resample(x: np.ndarray, n_out: int) -> np.ndarray:
+        src = np.clip((np.arange(n_out) + 0.5) * rate - 0.5, 0, len(x) - 1)  # (n_out,) source index
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, len(x) - 1)
+        w = (src - lo).astype(np.float32)[:, None]
+        return (x[lo] * (1 - w) + x[hi] * w).astype(np.float32)
+    return resample(mel, int(len(mel) / rate)), resample(expr, int(len(expr) / rate))
+
+
+def mask_bands(mel: np.ndarray, max_width: int, rng: np.random.Generator, count: int = 2) -> np.ndarray:
+    """(M, F) MEL with ``count`` random bands of 0..max_width bins set to the clip's mean there."""
+    mel = mel.copy()
+    for _ in range(count):
+        width = int(rng.integers(0, max_width + 1))
+        lo = int(rng.integers(0, mel.shape[1] - width + 1))
+        mel[:, lo:lo + width] = mel[:, lo:lo + width].mean()
+    return mel
+
+
 def _sample_crop(mel: np.ndarray, expr: np.ndarray, window: int, mel_window: int,
                  cfg: Audio2ExprTrainConfig, neutral: np.ndarray, bank: list[np.ndarray],
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
@@ -309,6 +354,12 @@ def _sample_crop(mel: np.ndarray, expr: np.ndarray, window: int, mel_window: int
     """
     if cfg.formant_warp > 0:
         mel = warp_mel_axis(mel, float(np.exp(rng.uniform(-cfg.formant_warp, cfg.formant_warp))))
+    if cfg.speed > 0:
+        rate = float(np.exp(rng.uniform(-cfg.speed, cfg.speed)))
+        if len(expr) / rate >= window + 1:  # a clip that would get shorter than a crop keeps its speed
+            mel, expr = change_speed(mel, expr, rate)
+    if cfg.freq_mask > 0:
+        mel = mask_bands(mel, cfg.freq_mask, rng)
     n = len(expr)
     s = int(rng.integers(0, n - window + 1))
     mel = mel.copy()

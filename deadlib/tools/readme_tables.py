@@ -353,8 +353,10 @@ def reruns_block(root: Path, folder: str = "metrics/reruns") -> str:
     out = []
     for path in files:
         r = json.loads(path.read_text())
+        lock = r.get("lock", "dvc.lock")
         lines = [f"**{r['name']}**: rerun on {r['rerun_date']} ({r['rerun_machine']}) vs the record of "
-                 f"commit {r['recorded_commit']} ({r['recorded_on']}).\n"]
+                 f"commit {r['recorded_commit']} ({r['recorded_on']})"
+                 + ("" if lock == "dvc.lock" else f"; stages of `{lock}`") + ".\n"]
         rows = []
         for stage, e in r["stages"].items():
             same = "same" if e["code_deps_identical"] and e["params_identical"] else "**different**"
@@ -415,6 +417,26 @@ def texture_init_block(root: Path, path: str = "benchmarks/results/texture_init_
             + _source(path))
 
 
+def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_real.json") -> str:
+    """benchmarks/compare_a2e_variants.py: audio-to-expression settings scored by speaker-fold
+    cross-validation on the prior people (unseen speakers), each against the baseline, paired by speaker."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_a2e_variants.py`._\n"
+    r = json.loads(file.read_text())
+
+    def diff(d: dict | None) -> str:
+        return "—" if d is None else f"{d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})"
+
+    rows = [[name, ", ".join(f"`{a}`" for a in v["assignments"]) or "params.yaml", _fmt(v["mean_jaw_corr"]),
+             diff(v.get("jaw_corr_vs_baseline")), _fmt(v["mean_lve_mm"]), diff(v.get("lve_mm_vs_baseline")),
+             ", ".join(str(s) for s in v["best_steps"]), _fmt(v["seconds"])] for name, v in r["variants"].items()]
+    return (markdown_table(["variant", "overrides", "jaw r", "jaw r − baseline (speakers higher)",
+                            "LVE mm ↓", "LVE − baseline (speakers higher)", "kept steps (per fold)", "seconds"], rows)
+            + f"\n{r['protocol']}; {r['folds']} speaker folds, differences paired by speaker with a 95 % Student-t "
+            f"interval; {r['machine']}. " + _source(path))
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -441,6 +463,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_reenact_findings": reenact_findings_block,
     "reruns": reruns_block,
     "texture_init": texture_init_block,
+    "a2e_variants": a2e_variants_block,
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),
 }

@@ -86,10 +86,11 @@ def metrics_path(lock_stage: dict) -> str | None:
     return None
 
 
-def record(root: Path, name: str, stages: list[str], recorded_ref: str, recorded_on: str) -> dict[str, Any]:
-    """Compare the workspace's dvc.lock + metrics (the rerun) with ``recorded_ref``'s."""
-    recorded_lock = yaml.safe_load(git_show(root, recorded_ref, "dvc.lock"))
-    rerun_lock = yaml.safe_load((root / "dvc.lock").read_text())
+def record(root: Path, name: str, stages: list[str], recorded_ref: str, recorded_on: str,
+           lock: str = "dvc.lock") -> dict[str, Any]:
+    """Compare the workspace's ``lock`` (dvc.lock or real/dvc.lock) + metrics (the rerun) with ``recorded_ref``'s."""
+    recorded_lock = yaml.safe_load(git_show(root, recorded_ref, lock))
+    rerun_lock = yaml.safe_load((root / lock).read_text())
     # data, not code: any stage's outputs and any .dvc-tracked folder (the raw corpus)
     data_deps = {o["path"] for s in recorded_lock["stages"].values() for o in s.get("outs", [])}
     for tracked in (p for p in root.glob("*.dvc") if p.is_file()):
@@ -99,10 +100,11 @@ def record(root: Path, name: str, stages: list[str], recorded_ref: str, recorded
     result: dict[str, Any] = {
         "name": name,
         # when the rerun's dvc.lock was written, not when this record is made
-        "rerun_date": datetime.date.fromtimestamp((root / "dvc.lock").stat().st_mtime).isoformat(),
+        "rerun_date": datetime.date.fromtimestamp((root / lock).stat().st_mtime).isoformat(),
         "rerun_machine": describe(),
         "recorded_commit": commit,
         "recorded_on": recorded_on,
+        "lock": lock,
         "stages": {},
     }
     for stage in stages:
@@ -120,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", required=True, help="the stages that were rerun")
     parser.add_argument("--recorded-ref", default="HEAD", help="the commit whose dvc.lock/metrics are the record")
     parser.add_argument("--recorded-on", required=True, help="where the recorded numbers were produced (free text)")
+    parser.add_argument("--lock", default="dvc.lock", help="the pipeline's lock file (real/dvc.lock for the real run)")
     parser.add_argument("--root", default=Path(__file__).resolve().parents[2], type=Path)
     args = parser.parse_args(argv)
-    result = record(args.root, args.name, args.stages, args.recorded_ref, args.recorded_on)
+    result = record(args.root, args.name, args.stages, args.recorded_ref, args.recorded_on, args.lock)
     out = write_json(args.root / RECORD_DIR / f"{args.name}.json", result)
     print(f"wrote {out.relative_to(args.root)}")
     return 0

@@ -24,9 +24,12 @@ from deadlib.audio2expr.model import (
     _noise_mels,
     _sample_crop,
     band_mask,
+    change_speed,
+    mask_bands,
     neutral_from_quiet_frames,
     predict,
     silence_gate,
+    speech_mean,
     train_audio2expr,
     warp_mel_axis,
 )
@@ -265,3 +268,66 @@ def test_formant_warp_changes_only_the_speech_of_a_crop(data):
     plain, warped = crop(0.0), crop(0.1)
     assert plain[2] == warped[2] and np.array_equal(plain[1], warped[1])
     assert not np.array_equal(plain[0], warped[0]) and plain[0].shape == warped[0].shape
+
+
+def test_change_speed_resamples_mel_and_targets_together():
+    """A ramp in time stays a ramp: rate 1 is the identity; rate 1.25 shortens both MEL rows and
+    targets by 1.25 and maps each output frame to the source time 1.25 times later."""
+    mel = np.tile(np.arange(320, dtype=np.float32)[:, None], (1, 80))  # (320, 80): row index
+    expr = np.tile(np.arange(100, dtype=np.float32)[:, None], (1, 3))  # (100, 3): frame index
+    same = change_speed(mel, expr, 1.0)
+    assert np.array_equal(same[0], mel) and np.array_equal(same[1], expr)
+    fast_mel, fast_expr = change_speed(mel, expr, 1.25)
+    assert fast_mel.shape == (256, 80) and fast_expr.shape == (80, 3)
+    np.testing.assert_allclose(fast_expr[40, 0], 40.5 * 1.25 - 0.5)  # frame centres map back in time
+    np.testing.assert_allclose(fast_mel[128, 0], 128.5 * 1.25 - 0.5)
+    # frame i's MEL rows (3.2 per frame) still hold frame i's content: row ≈ 3.2 × frame
+    np.testing.assert_allclose(fast_mel[int(40.5 * 3.2), 0] / 3.2, fast_expr[40, 0], atol=0.5)
+
+
+def test_mask_bands_touches_at_most_two_bands_of_the_given_width():
+    mel = np.random.default_rng(0).normal(size=(50, 80)).astype(np.float32)
+    out = mask_bands(mel, 8, np.random.default_rng(3))
+    changed = np.flatnonzero((out != mel).any(0))
+    assert 0 < len(changed) <= 16 and out.shape == mel.shape
+    for band in changed:  # a masked bin is constant over time
+        assert np.ptp(out[:, band]) == 0
+
+
+def test_speech_mean_input_norm_ignores_silence_and_removes_a_constant_channel(data):
+    """speech_mean: a constant offset of the speech (another microphone) does not reach the network;
+    silence frames do not enter the mean; a silent sequence is left as it is."""
+    mel = data["heldout"][0]
+    windows = torch.from_numpy(frame_mel_windows(mel, 60))[None]  # (1, 60, 16, 80)
+    silent = torch.full_like(windows, MEL_SILENCE)
+    assert torch.equal(speech_mean(silent, -50.0), torch.zeros(1, 1, 1, 80))
+    mixed = torch.cat([windows, silent], 1)  # speech then as much silence
+    torch.testing.assert_close(speech_mean(mixed, -50.0), speech_mean(windows, -50.0))
+    torch.manual_seed(0)
+    config = dict(K=3, gate_db=None, norm_floor_db=-80.0, **SMOKE)  # every frame counts as speech here
+    normed = Audio2Expression(Audio2ExprConfig(input_norm="speech_mean", **config)).eval()
+    raw = Audio2Expression(Audio2ExprConfig(**config)).eval()
+    raw.load_state_dict(normed.state_dict())
+    for model in (normed, raw):
+        model.head.weight.data.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        louder = windows + 0.3  # the same speech 3.75 dB louder in every band
+        assert float((normed(windows) - normed(louder)).abs().max()) < 1e-4
+        assert float((raw(windows) - raw(louder)).abs().max()) > 1e-3  # the test can fail: raw MEL sees it
+    with pytest.raises(ValueError, match="input_norm"):
+        Audio2ExprConfig(K=3, input_norm="cmvn", **SMOKE)
+
+
+def test_speed_and_freq_mask_off_draw_nothing_extra(data):
+    """speed 0 and freq_mask 0 (the defaults) leave the crop stream as before, bit for bit."""
+    mel, expr = data["train"][0]
+    bank = _noise_mels([-70.0], 2.0, np.random.default_rng(0))
+    neutral = np.zeros(expr.shape[1], np.float32)
+    cfg = Audio2ExprTrainConfig(window=32, silence_prob=0.5, gain_db=3.0, formant_warp=0.1)
+    a = _sample_crop(mel, expr, 32, 16, cfg, neutral, bank, np.random.default_rng(5))
+    b = _sample_crop(mel, expr, 32, 16, Audio2ExprTrainConfig(**{**cfg.__dict__, "speed": 0.0, "freq_mask": 0}),
+                     neutral, bank, np.random.default_rng(5))
+    assert a[2] == b[2] and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    c = _sample_crop(mel, expr, 32, 16, Audio2ExprTrainConfig(**{**cfg.__dict__, "speed": 0.1, "freq_mask": 8}),
+                     neutral, bank, np.random.default_rng(5))
+    assert c[0].shape == a[0].shape and c[1].shape == a[1].shape

@@ -79,3 +79,20 @@ def test_a_code_change_is_not_passed_off_as_machine_drift(repo):
 def test_a_stage_missing_from_a_lock_is_an_error(repo):
     with pytest.raises(SystemExit, match="missing"):
         rerun_record.record(repo, "x", ["evaluate"], "HEAD", "here")
+
+
+def test_the_real_pipelines_lock_is_recorded_under_its_own_name(repo):
+    """--lock real/dvc.lock compares that lock (not dvc.lock) and the README block names it."""
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (repo / "real").mkdir()
+    (repo / "real" / "dvc.lock").write_text(yaml.safe_dump(_lock("rrr.dir", "ppp.dir")))
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "real"], check=True)
+    (repo / "real" / "dvc.lock").write_text(yaml.safe_dump(_lock("rrr.dir", "zzz.dir")))
+    r = rerun_record.record(repo, "real", ["prepare", "train_prior"], "HEAD", "here", lock="real/dvc.lock")
+    assert r["lock"] == "real/dvc.lock"
+    assert r["stages"]["prepare"]["outs_identical"]["data/prepared"]  # dvc.lock's "aaa.dir" would differ
+    assert r["stages"]["train_prior"]["outs_identical"] == {"models/prior": False, "metrics/train_prior.json": True}
+    (repo / "metrics" / "reruns").mkdir()
+    (repo / "metrics" / "reruns" / "real.json").write_text(json.dumps(r))
+    assert "stages of `real/dvc.lock`" in readme_tables.reruns_block(repo)

@@ -1,0 +1,128 @@
+"""Which audio-to-expression training generalises to unseen real speakers: variants side by side.
+
+    .venv/bin/python benchmarks/compare_a2e_variants.py [--cache-root real/data/prepared] [--steps 2000]
+        [--variant NAME=KEY=VALUE[,KEY=VALUE...]]...
+
+Each variant is a set of ``audio2expr`` overrides (dotted keys, as ``deadlib.audio2expr.crossval
+--set``); ``baseline`` (params.yaml as it is) always runs. Every variant goes through the speaker-fold
+cross-validation of ``deadlib.audio2expr.crossval`` on the PRIOR people only (pre-train on two thirds
+of the speakers with early stopping on their validation spans, score the jaw-coefficient correlation
+and the lip vertex error on the other third's whole clips): the held-out people are never loaded,
+so a choice read from this file peeks at no test frame. For each variant against the baseline the
+paired per-speaker difference of the jaw correlation (mouth opening follows the speech) is
+reported with a 95 % Student-t interval over the speakers, and how many speakers improve.
+
+Writes ``benchmarks/results/a2e_variants_<corpus>.json`` (README's generated ``a2e_variants`` block
+reads it); each variant's full cross-validation result goes to ``--work`` and is reused when present,
+so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deadlib.audio2expr.crossval import cross_validate, override
+from deadlib.audio2expr.stage import a2e_settings
+from deadlib.core.files import write_json
+from deadlib.core.intervals import mean_ci
+from deadlib.tools.machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VARIANTS = {
+    "input_norm": ["model.input_norm=speech_mean"],
+    "speed": ["train.speed=0.1"],
+    "freq_mask": ["train.freq_mask=8"],
+    "all_three": ["model.input_norm=speech_mean", "train.speed=0.1", "train.freq_mask=8"],
+}
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``name=key=value,key=value`` → (name, [key=value, ...]); ``name=`` is params.yaml as it is."""
+    name, sep, rest = text.partition("=")
+    if not name or not sep:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: expected NAME=KEY=VALUE[,KEY=VALUE...] or NAME=")
+    return name, rest.split(",") if rest else []
+
+
+def paired(base: list[dict], other: list[dict], key: str) -> dict:
+    """Per-speaker ``other - base`` of ``key``: mean, 95 % half-width, speakers better (higher)."""
+    by_name = {p["name"]: p[key] for p in base}
+    diff = np.array([p[key] - by_name[p["name"]] for p in other if p["name"] in by_name])
+    half = mean_ci(diff)[1]
+    return {"mean": float(diff.mean()), "ci95": float("nan") if half is None else float(half),
+            "higher": int((diff > 0).sum()), "n": int(len(diff))}
+
+
+def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, work: Path, folds: int = 3,
+        baseline: bool = True) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    base_settings = a2e_settings("default", REPO / "params.yaml")
+    results = {}
+    for name, assignments in {**({"baseline": []} if baseline else {}), **variants}.items():
+        path = work / f"{name}.json"
+        settings = override(base_settings, assignments)
+        if steps is not None:
+            settings["train"]["steps"] = steps
+        if path.is_file() and json.loads(path.read_text()).get("settings") == json.loads(json.dumps(settings)):
+            result = json.loads(path.read_text())
+        else:
+            start = time.perf_counter()
+            result = {"settings": settings, "assignments": assignments,
+                      **cross_validate(settings, cache_root, folds),
+                      "seconds": round(time.perf_counter() - start, 1)}
+            write_json(path, result)
+        results[name] = result
+        print(json.dumps({"variant": name, "mean_jaw_corr": result["mean_jaw_corr"],
+                          "mean_lve_mm": result["mean_lve_mm"], "seconds": result["seconds"]}), flush=True)
+    if not baseline:
+        return results
+    base = results["baseline"]["people"]
+    summary = {}
+    for name, result in results.items():
+        row = {"assignments": result["assignments"], "mean_jaw_corr": result["mean_jaw_corr"],
+               "mean_lve_mm": result["mean_lve_mm"], "seconds": result["seconds"],
+               "best_steps": sorted({p["best_step"] for p in result["people"]})}
+        if name != "baseline":
+            row["jaw_corr_vs_baseline"] = paired(base, result["people"], "jaw_corr")
+            row["lve_mm_vs_baseline"] = paired(base, result["people"], "lve_mean_mm")
+        summary[name] = row
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache-root", default=str(REPO / "real/data/prepared"))
+    ap.add_argument("--corpus", default="real", help="name used in the results file")
+    ap.add_argument("--steps", type=int, default=None, help="pre-training steps (default: the profile's)")
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--variant", action="append", type=parse_variant, default=None,
+                    help="NAME=KEY=VALUE[,KEY=VALUE...] (repeatable; default: "
+                         + "; ".join(f"{k}: {','.join(v)}" for k, v in DEFAULT_VARIANTS.items()) + ")")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (two 1-thread runs share 2 cores well)")
+    ap.add_argument("--only", action="store_true", help="run the given variants only (no baseline) and write no "
+                    "results file: e.g. a second process on other variants; a last run without --only gathers them")
+    ap.add_argument("--work", default=None, help="folder of the per-variant results (default: /tmp/a2e_variants_<corpus>)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = dict(args.variant) if args.variant else DEFAULT_VARIANTS
+    work = Path(args.work or f"/tmp/a2e_variants_{args.corpus}")
+    summary = run(Path(args.cache_root), variants, args.steps, work, args.folds, baseline=not args.only)
+    if args.only:
+        return summary
+    out = REPO / "benchmarks" / "results" / f"a2e_variants_{args.corpus}.json"
+    write_json(out, {"machine": describe(), "cache_root": str(args.cache_root), "folds": args.folds,
+                     "protocol": "deadlib.audio2expr.crossval on the prior people only (generic model, unseen speakers)",
+                     "variants": summary})
+    print(f"wrote {out}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

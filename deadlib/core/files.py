@@ -59,9 +59,13 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save(obj)`` at ``path`` (folders created), atomically."""
+    """``torch.save(obj)`` at ``path`` (folders created), atomically; the same ``obj`` gives the same bytes.
+
+    Saved through a file object: given a path, torch names the archive's root folder after the file,
+    and the temporary name is random, so two saves of the same weights differed byte for byte (every
+    sync expert and audio-to-expression record looked changed to DVC although its metrics matched)."""
     import torch
 
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return Path(path)

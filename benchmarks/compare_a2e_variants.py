@@ -38,6 +38,7 @@ DEFAULT_VARIANTS = {
     "input_norm": ["model.input_norm=speech_mean"],
     "speed": ["train.speed=0.1"],
     "freq_mask": ["train.freq_mask=8"],
+    "speed_norm": ["model.input_norm=speech_mean", "train.speed=0.1"],
     "all_three": ["model.input_norm=speech_mean", "train.speed=0.1", "train.freq_mask=8"],
 }
 
@@ -59,38 +60,68 @@ def paired(base: list[dict], other: list[dict], key: str) -> dict:
             "higher": int((diff > 0).sum()), "n": int(len(diff))}
 
 
+def run_one(cache_root: Path, settings: dict, assignments: list[str], folds: int, path: Path) -> dict:
+    """One variant at one seed: its cross-validation result, reused from ``path`` when the settings match."""
+    if path.is_file() and json.loads(path.read_text()).get("settings") == json.loads(json.dumps(settings)):
+        return json.loads(path.read_text())
+    start = time.perf_counter()
+    result = {"settings": settings, "assignments": assignments, **cross_validate(settings, cache_root, folds),
+              "seconds": round(time.perf_counter() - start, 1)}
+    write_json(path, result)
+    return result
+
+
+def seed_mean(results: list[dict]) -> list[dict]:
+    """Per-speaker scores averaged over the seeds' results (same folds, same speakers in each)."""
+    people = []
+    for rows in zip(*(r["people"] for r in results)):
+        assert len({row["name"] for row in rows}) == 1, "seeds disagree on the speaker order"
+        people.append({"name": rows[0]["name"], "jaw_corr": float(np.mean([row["jaw_corr"] for row in rows])),
+                       "lve_mean_mm": float(np.mean([row["lve_mean_mm"] for row in rows])),
+                       "best_steps": [row["best_step"] for row in rows]})
+    return people
+
+
 def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, work: Path, folds: int = 3,
-        baseline: bool = True) -> dict:
+        baseline: bool = True, seeds: int = 1) -> dict:
+    """Every variant (and the baseline unless ``baseline`` is False) at seeds 0..seeds-1.
+
+    Seed 0 keeps the params' own seed offset (``<name>.json``); seed s > 0 adds s to it
+    (``<name>_seed<s>.json``). The comparison pairs per-speaker scores averaged over the seeds, so
+    the interval reflects speakers, and the training noise of one seed shrinks.
+    """
     work.mkdir(parents=True, exist_ok=True)
     base_settings = a2e_settings("default", REPO / "params.yaml")
     results = {}
     for name, assignments in {**({"baseline": []} if baseline else {}), **variants}.items():
-        path = work / f"{name}.json"
-        settings = override(base_settings, assignments)
-        if steps is not None:
-            settings["train"]["steps"] = steps
-        if path.is_file() and json.loads(path.read_text()).get("settings") == json.loads(json.dumps(settings)):
-            result = json.loads(path.read_text())
-        else:
-            start = time.perf_counter()
-            result = {"settings": settings, "assignments": assignments,
-                      **cross_validate(settings, cache_root, folds),
-                      "seconds": round(time.perf_counter() - start, 1)}
-            write_json(path, result)
-        results[name] = result
-        print(json.dumps({"variant": name, "mean_jaw_corr": result["mean_jaw_corr"],
-                          "mean_lve_mm": result["mean_lve_mm"], "seconds": result["seconds"]}), flush=True)
+        per_seed = []
+        for s in range(seeds):
+            settings = override(base_settings, assignments)
+            settings["seed"] = int(settings["seed"]) + s
+            if steps is not None:
+                settings["train"]["steps"] = steps
+            per_seed.append(run_one(cache_root, settings, assignments, folds,
+                                    work / (f"{name}.json" if s == 0 else f"{name}_seed{s}.json")))
+            print(json.dumps({"variant": name, "seed": settings["seed"], "mean_jaw_corr": per_seed[-1]["mean_jaw_corr"],
+                              "mean_lve_mm": per_seed[-1]["mean_lve_mm"], "seconds": per_seed[-1]["seconds"]}),
+                  flush=True)
+        results[name] = {"assignments": assignments, "people": seed_mean(per_seed),
+                         "seconds": round(float(np.mean([r["seconds"] for r in per_seed])), 1),
+                         "per_seed_jaw_corr": [r["mean_jaw_corr"] for r in per_seed]}
     if not baseline:
         return results
     base = results["baseline"]["people"]
     summary = {}
     for name, result in results.items():
-        row = {"assignments": result["assignments"], "mean_jaw_corr": result["mean_jaw_corr"],
-               "mean_lve_mm": result["mean_lve_mm"], "seconds": result["seconds"],
-               "best_steps": sorted({p["best_step"] for p in result["people"]})}
+        people = result["people"]
+        row = {"assignments": result["assignments"], "seeds": seeds,
+               "mean_jaw_corr": float(np.mean([p["jaw_corr"] for p in people])),
+               "mean_lve_mm": float(np.mean([p["lve_mean_mm"] for p in people])),
+               "per_seed_jaw_corr": result["per_seed_jaw_corr"], "seconds": result["seconds"],
+               "best_steps": sorted({s for p in people for s in p["best_steps"]})}
         if name != "baseline":
-            row["jaw_corr_vs_baseline"] = paired(base, result["people"], "jaw_corr")
-            row["lve_mm_vs_baseline"] = paired(base, result["people"], "lve_mean_mm")
+            row["jaw_corr_vs_baseline"] = paired(base, people, "jaw_corr")
+            row["lve_mm_vs_baseline"] = paired(base, people, "lve_mean_mm")
         summary[name] = row
     return summary
 
@@ -104,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variant", action="append", type=parse_variant, default=None,
                     help="NAME=KEY=VALUE[,KEY=VALUE...] (repeatable; default: "
                          + "; ".join(f"{k}: {','.join(v)}" for k, v in DEFAULT_VARIANTS.items()) + ")")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per variant (per-speaker scores averaged over them)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (two 1-thread runs share 2 cores well)")
     ap.add_argument("--only", action="store_true", help="run the given variants only (no baseline) and write no "
                     "results file: e.g. a second process on other variants; a last run without --only gathers them")
@@ -113,12 +145,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     variants = dict(args.variant) if args.variant else DEFAULT_VARIANTS
     work = Path(args.work or f"/tmp/a2e_variants_{args.corpus}")
-    summary = run(Path(args.cache_root), variants, args.steps, work, args.folds, baseline=not args.only)
+    summary = run(Path(args.cache_root), variants, args.steps, work, args.folds, baseline=not args.only,
+                  seeds=args.seeds)
     if args.only:
         return summary
     out = REPO / "benchmarks" / "results" / f"a2e_variants_{args.corpus}.json"
     write_json(out, {"machine": describe(), "cache_root": str(args.cache_root), "folds": args.folds,
-                     "protocol": "deadlib.audio2expr.crossval on the prior people only (generic model, unseen speakers)",
+                     "seeds": args.seeds, "protocol": "deadlib.audio2expr.crossval on the prior people only (generic model, unseen speakers)",
                      "variants": summary})
     print(f"wrote {out}")
     return summary

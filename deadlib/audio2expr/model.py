@@ -339,7 +339,8 @@ def mask_bands(mel: np.ndarray, max_width: int, rng: np.random.Generator, count:
     for _ in range(count):
         width = int(rng.integers(0, max_width + 1))
         lo = int(rng.integers(0, mel.shape[1] - width + 1))
-        mel[:, lo:lo + width] = mel[:, lo:lo + width].mean()
+        if width:  # a zero-width band masks nothing (both draws still happen: the stream stays the same)
+            mel[:, lo:lo + width] = mel[:, lo:lo + width].mean()
     return mel
 
 

@@ -429,11 +429,15 @@ def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_
         return "—" if d is None else f"{d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})"
 
     rows = [[name, ", ".join(f"`{a}`" for a in v["assignments"]) or "params.yaml", _fmt(v["mean_jaw_corr"]),
+             " / ".join(_fmt(x) for x in v.get("per_seed_jaw_corr", [])) or "—",
              diff(v.get("jaw_corr_vs_baseline")), _fmt(v["mean_lve_mm"]), diff(v.get("lve_mm_vs_baseline")),
              ", ".join(str(s) for s in v["best_steps"]), _fmt(v["seconds"])] for name, v in r["variants"].items()]
-    return (markdown_table(["variant", "overrides", "jaw r", "jaw r − baseline (speakers higher)",
-                            "LVE mm ↓", "LVE − baseline (speakers higher)", "kept steps (per fold)", "seconds"], rows)
-            + f"\n{r['protocol']}; {r['folds']} speaker folds, differences paired by speaker with a 95 % Student-t "
+    seeds = r.get("seeds", 1)
+    return (markdown_table(["variant", "overrides", "jaw r", "jaw r per seed",
+                            "jaw r − baseline (speakers higher)", "LVE mm ↓", "LVE − baseline (speakers higher)",
+                            "kept steps (per fold)", "seconds per seed"], rows)
+            + f"\n{r['protocol']}; {r['folds']} speaker folds × {seeds} seed{'s' if seeds > 1 else ''} (each "
+            f"speaker's score averaged over the seeds), differences paired by speaker with a 95 % Student-t "
             f"interval; {r['machine']}. " + _source(path))
 
 

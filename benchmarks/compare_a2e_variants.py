@@ -1,7 +1,7 @@
 """Which audio-to-expression training generalises to unseen real speakers: variants side by side.
 
     .venv/bin/python benchmarks/compare_a2e_variants.py [--cache-root real/data/prepared] [--steps 2000]
-        [--variant NAME=KEY=VALUE[,KEY=VALUE...]]...
+        [--variant NAME=KEY=VALUE[,KEY=VALUE...]]... [--seeds 2] [--out FILE]
 
 Each variant is a set of ``audio2expr`` overrides (dotted keys, as ``deadlib.audio2expr.crossval
 --set``); ``baseline`` (params.yaml as it is) always runs. Every variant goes through the speaker-fold
@@ -10,10 +10,14 @@ of the speakers with early stopping on their validation spans, score the jaw-coe
 and the lip vertex error on the other third's whole clips): the held-out people are never loaded,
 so a choice read from this file peeks at no test frame. For each variant against the baseline the
 paired per-speaker difference of the jaw correlation (mouth opening follows the speech) is
-reported with a 95 % Student-t interval over the speakers, and how many speakers improve.
+reported with a 95 % Student-t interval over the speakers, and how many speakers improve. With
+``--seeds S`` every variant trains at S seeds and each speaker's score is the mean over them: one
+seed's training noise moves the mean jaw correlation by as much as the variants do, and a
+by-speaker interval cannot see noise that shifts every speaker of a run together, so the table
+also lists each seed's mean.
 
-Writes ``benchmarks/results/a2e_variants_<corpus>.json`` (README's generated ``a2e_variants`` block
-reads it); each variant's full cross-validation result goes to ``--work`` and is reused when present,
+Writes ``benchmarks/results/a2e_variants_<corpus>.json`` or ``--out`` (README's generated
+``a2e_variants`` and ``a2e_variants_seeds`` blocks read the real corpus's two files); each variant's full cross-validation result goes to ``--work`` and is reused when present,
 so an interrupted run resumes.
 """
 
@@ -107,7 +111,8 @@ def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, wor
                   flush=True)
         results[name] = {"assignments": assignments, "people": seed_mean(per_seed),
                          "seconds": round(float(np.mean([r["seconds"] for r in per_seed])), 1),
-                         "per_seed_jaw_corr": [r["mean_jaw_corr"] for r in per_seed]}
+                         "per_seed_jaw_corr": [r["mean_jaw_corr"] for r in per_seed],
+                         "settings": per_seed[0]["settings"]}
     if not baseline:
         return results
     base = results["baseline"]["people"]
@@ -119,7 +124,9 @@ def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, wor
                "mean_lve_mm": float(np.mean([p["lve_mean_mm"] for p in people])),
                "per_seed_jaw_corr": result["per_seed_jaw_corr"], "seconds": result["seconds"],
                "best_steps": sorted({s for p in people for s in p["best_steps"]})}
-        if name != "baseline":
+        if name == "baseline":  # params.yaml changes once a variant is adopted: keep what "baseline" meant
+            row["settings"] = result["settings"]
+        else:
             row["jaw_corr_vs_baseline"] = paired(base, people, "jaw_corr")
             row["lve_mm_vs_baseline"] = paired(base, people, "lve_mean_mm")
         summary[name] = row
@@ -139,6 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (two 1-thread runs share 2 cores well)")
     ap.add_argument("--only", action="store_true", help="run the given variants only (no baseline) and write no "
                     "results file: e.g. a second process on other variants; a last run without --only gathers them")
+    ap.add_argument("--out", default=None, help="results file (default: benchmarks/results/a2e_variants_<corpus>.json); "
+                    "e.g. a more-seeds check of two variants kept beside the main comparison")
     ap.add_argument("--work", default=None, help="folder of the per-variant results (default: /tmp/a2e_variants_<corpus>)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                   seeds=args.seeds)
     if args.only:
         return summary
-    out = REPO / "benchmarks" / "results" / f"a2e_variants_{args.corpus}.json"
+    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"a2e_variants_{args.corpus}.json"
     write_json(out, {"machine": describe(), "cache_root": str(args.cache_root), "folds": args.folds,
                      "seeds": args.seeds, "protocol": "deadlib.audio2expr.crossval on the prior people only (generic model, unseen speakers)",
                      "variants": summary})

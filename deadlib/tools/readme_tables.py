@@ -428,7 +428,7 @@ def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_
     def diff(d: dict | None) -> str:
         return "—" if d is None else f"{d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})"
 
-    rows = [[name, ", ".join(f"`{a}`" for a in v["assignments"]) or "params.yaml", _fmt(v["mean_jaw_corr"]),
+    rows = [[name, ", ".join(f"`{a}`" for a in v["assignments"]) or "params.yaml when run", _fmt(v["mean_jaw_corr"]),
              " / ".join(_fmt(x) for x in v.get("per_seed_jaw_corr", [])) or "—",
              diff(v.get("jaw_corr_vs_baseline")), _fmt(v["mean_lve_mm"]), diff(v.get("lve_mm_vs_baseline")),
              ", ".join(str(s) for s in v["best_steps"]), _fmt(v["seconds"])] for name, v in r["variants"].items()]
@@ -468,6 +468,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "reruns": reruns_block,
     "texture_init": texture_init_block,
     "a2e_variants": a2e_variants_block,
+    "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),
 }

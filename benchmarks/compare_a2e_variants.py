@@ -17,8 +17,9 @@ by-speaker interval cannot see noise that shifts every speaker of a run together
 also lists each seed's mean.
 
 Writes ``benchmarks/results/a2e_variants_<corpus>.json`` or ``--out`` (README's generated
-``a2e_variants`` and ``a2e_variants_seeds`` blocks read the real corpus's two files); each variant's full cross-validation result goes to ``--work`` and is reused when present,
-so an interrupted run resumes.
+``a2e_variants`` and ``a2e_variants_seeds`` blocks read the real corpus's two files); each variant's
+full cross-validation result goes to ``--work`` and is reused when present, so an interrupted run
+resumes.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def paired(base: list[dict], other: list[dict], key: str) -> dict:
 
 def run_one(cache_root: Path, settings: dict, assignments: list[str], folds: int, path: Path) -> dict:
     """One variant at one seed: its cross-validation result, reused from ``path`` when the settings match."""
-    if path.is_file() and json.loads(path.read_text()).get("settings") == json.loads(json.dumps(settings)):
-        return json.loads(path.read_text())
+    cached = json.loads(path.read_text()) if path.is_file() else None
+    if cached is not None and cached.get("settings") == json.loads(json.dumps(settings)):
+        return cached
     start = time.perf_counter()
     result = {"settings": settings, "assignments": assignments, **cross_validate(settings, cache_root, folds),
               "seconds": round(time.perf_counter() - start, 1)}
@@ -79,7 +81,8 @@ def seed_mean(results: list[dict]) -> list[dict]:
     """Per-speaker scores averaged over the seeds' results (same folds, same speakers in each)."""
     people = []
     for rows in zip(*(r["people"] for r in results)):
-        assert len({row["name"] for row in rows}) == 1, "seeds disagree on the speaker order"
+        if len({row["name"] for row in rows}) != 1:
+            raise ValueError(f"seeds disagree on the speaker order: {[row['name'] for row in rows]}")
         people.append({"name": rows[0]["name"], "jaw_corr": float(np.mean([row["jaw_corr"] for row in rows])),
                        "lve_mean_mm": float(np.mean([row["lve_mean_mm"] for row in rows])),
                        "best_steps": [row["best_step"] for row in rows]})
@@ -119,7 +122,7 @@ def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, wor
     summary = {}
     for name, result in results.items():
         people = result["people"]
-        row = {"assignments": result["assignments"], "seeds": seeds,
+        row = {"assignments": result["assignments"],
                "mean_jaw_corr": float(np.mean([p["jaw_corr"] for p in people])),
                "mean_lve_mm": float(np.mean([p["lve_mean_mm"] for p in people])),
                "per_seed_jaw_corr": result["per_seed_jaw_corr"], "seconds": result["seconds"],

@@ -30,7 +30,7 @@ def test_seed_mean_averages_each_speaker_over_the_seeds(compare):
 def test_seed_mean_refuses_seeds_that_disagree_on_the_speakers(compare):
     other = _result([0.1, 0.2, 0.3])
     other["people"][0]["name"] = "someone else"
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="speaker order"):
         compare.seed_mean([_result([0.1, 0.2, 0.3]), other])
 
 

@@ -37,35 +37,50 @@ CORPORA = {"real": ("real_study", "real/data/prepared", "real/models/prior"),
 REPORTED = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "lmd_mouth_px", "psnr")
 
 
+def variant_params(work: Path, name: str, adapt_overrides: dict) -> Path:
+    """params.yaml with ``adapt`` updated by ``adapt_overrides``, written to ``work/params_<name>.yaml``."""
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["adapt"].update(adapt_overrides)
+    path = work / f"params_{name}.yaml"
+    path.write_text(yaml.safe_dump(p, sort_keys=False))
+    return path
+
+
+def run_variant_cell(corpus: str, identity: str, variant: str, params_path: Path, n_frames: int, seed: int,
+                     work: Path) -> dict:
+    """The "Ours" cell of ``identity`` under ``params_path`` (reused from ``work`` when its metrics file
+    exists): {"selected_step", "val": {metric: {step: value}} from the validation span, "test": the
+    test metrics of the weights it ended on, "train_seconds"}."""
+    _, cache_root, prior_dir = CORPORA[corpus]
+    name = f"{variant}_{identity}_n{n_frames}_s{seed}"
+    metrics_path = work / f"{name}.json"
+    start = time.perf_counter()
+    if not metrics_path.is_file():
+        run_cell("prior", identity, n_frames, REPO / cache_root, REPO / prior_dir, work / name, metrics_path,
+                 profile="default", params_path=params_path, progress=False, seed=seed)
+    metrics = json.loads(metrics_path.read_text())
+    live = next((d.parent for d in (work / name).rglob("plots") if d.is_dir()), None)
+    series = read_live_series(live, "val/") if live else {}
+    val = {key.removeprefix("val/"): {int(s): float(v) for s, v in zip(*curve)} for key, curve in series.items()}
+    print(f"{name}: {time.perf_counter() - start:.0f} s, ended on step {metrics['selected_step']}, "
+          f"validation psnr_lower {val.get('psnr_lower')}", flush=True)
+    return {"selected_step": metrics["selected_step"], "val": val, "test": {k: metrics.get(k) for k in REPORTED},
+            "train_seconds": metrics.get("train_seconds")}
+
+
 def run(corpus: str, n_frames: int, steps: int, work: Path, seed: int = 0) -> dict:
-    section, cache_root, prior_dir = CORPORA[corpus]
     params = load_params(REPO / "params.yaml")
-    identities = params[section]["identities"]
+    identities = params[CORPORA[corpus][0]]["identities"]
     work.mkdir(parents=True, exist_ok=True)
-    variants = {}
-    for init in TEXTURE_INITS:
-        p = yaml.safe_load((REPO / "params.yaml").read_text())
-        p["adapt"].update(texture_init=init, patience=0, steps=steps)
-        variants[init] = work / f"params_{init}.yaml"
-        variants[init].write_text(yaml.safe_dump(p, sort_keys=False))
+    variants = {init: variant_params(work, init, {"texture_init": init, "patience": 0, "steps": steps})
+                for init in TEXTURE_INITS}
     cells = []
     for identity in identities:
         for init, params_path in variants.items():             # interleaved: a cut-short run still pairs
-            name = f"{init}_{identity}_n{n_frames}_s{seed}"
-            metrics_path = work / f"{name}.json"
-            start = time.perf_counter()
-            if not metrics_path.is_file():
-                run_cell("prior", identity, n_frames, REPO / cache_root, REPO / prior_dir, work / name, metrics_path,
-                         profile="default", params_path=params_path, progress=False, seed=seed)
-            metrics = json.loads(metrics_path.read_text())
-            live = next((d.parent for d in (work / name).rglob("plots") if d.is_dir()), None)
-            series = read_live_series(live, "val/psnr_lower") if live else {}
-            curve = {int(s): float(v) for s, v in zip(*series.get("val/psnr_lower", ((), ())))}
-            cells.append({"identity": identity, "init": init, "selected_step": metrics["selected_step"],
-                          "val_psnr_lower": curve, "test": {k: metrics.get(k) for k in REPORTED},
-                          "train_seconds": metrics.get("train_seconds")})
-            print(f"{name}: {time.perf_counter() - start:.0f} s, best validation step {metrics['selected_step']}, "
-                  f"validation psnr_lower {curve}", flush=True)
+            cell = run_variant_cell(corpus, identity, init, params_path, n_frames, seed, work)
+            cells.append({"identity": identity, "init": init, "selected_step": cell["selected_step"],
+                          "val_psnr_lower": cell["val"].get("psnr_lower", {}), "test": cell["test"],
+                          "train_seconds": cell["train_seconds"]})
     return {"corpus": corpus, "n_frames": n_frames, "steps": steps, "seed": seed,
             "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": cells}
 

@@ -21,7 +21,7 @@ import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from deadlib.dub.inputs import (
     sha256_file,
 )
 from deadlib.dub.render import even_frame
+
+if TYPE_CHECKING:
+    from deadlib.train.checkpoint import TrainConfig
 
 
 def _silent_copy(video: Path, dest: Path, max_frames: int) -> None:
@@ -90,6 +93,24 @@ def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def adapt_now_config(adapt_cfg: Mapping, profile: str | None, params: Mapping) -> TrainConfig:
+    """adapt-now's training settings: the ``adapt`` section's, with ``dub.adapt``'s ``steps`` (the GAN
+    terms start at the same share of them) and ``texture_init`` (null: the ``adapt`` section's), and no
+    step selection: its "validation" is its own adaptation frames (``adapt_now`` below), nothing to
+    choose a step on, so it is scored once, at the last step (a progress figure; evaluating does not
+    change the weights, see tests/unit/test_train.py)."""
+    from deadlib.train.adapt import adapt_config
+
+    cfg, _ = adapt_config(profile, None, params=params)
+    if adapt_cfg.get("steps") is not None:
+        steps = int(adapt_cfg["steps"])
+        start = int(round(cfg.loss.adv_start_step / max(cfg.steps, 1) * steps))  # same share of the budget
+        cfg = dataclasses.replace(cfg, steps=steps, loss=dataclasses.replace(cfg.loss, adv_start_step=start))
+    if adapt_cfg.get("texture_init") is not None:
+        cfg = dataclasses.replace(cfg, texture_init=str(adapt_cfg["texture_init"]))
+    return dataclasses.replace(cfg, select_metric=None, patience=0, eval_every=max(cfg.steps, 1))
+
+
 def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: str | None, params: Mapping,
               a2e, basis: face3d.ExpressionBasis, progress: bool,
               on_step: Callable[[int, int], None] | None = None) -> tuple[Path, Path | None]:
@@ -97,19 +118,11 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
     ``on_step(step, steps)`` after every training step; raising from it stops the adaptation, whose
     folder keeps its last checkpoint: the next dub of the same video resumes there."""
     from deadlib.data.dataset import WindowDataset
-    from deadlib.train.adapt import adapt, adapt_config
+    from deadlib.train.adapt import adapt
 
     name, adapt_cfg = info["name"], dub_cfg["adapt"]
     n_frames = int(adapt_cfg["frames"])
-    cfg, _ = adapt_config(profile, None, params=params)
-    if adapt_cfg.get("steps") is not None:
-        steps = int(adapt_cfg["steps"])
-        start = int(round(cfg.loss.adv_start_step / max(cfg.steps, 1) * steps))  # same share of the budget
-        cfg = dataclasses.replace(cfg, steps=steps, loss=dataclasses.replace(cfg.loss, adv_start_step=start))
-    # its "validation" is its own adaptation frames (below): nothing to select a step on, so it is
-    # scored once, at the last step (a progress figure; evaluating does not change the weights, see
-    # tests/unit/test_train.py)
-    cfg = dataclasses.replace(cfg, select_metric=None, patience=0, eval_every=max(cfg.steps, 1))
+    cfg = adapt_now_config(adapt_cfg, profile, params)
     prior_cache = Path(dub_cfg["prior_cache"]) if dub_cfg.get("prior_cache") else None
     prior_names = inspect_checkpoint(prior, cfg.renderer, cfg.profile, "--prior")["identities"]
     usable = [n for n in prior_names if prior_cache and (prior_cache / n / "report.json").is_file()]

@@ -417,6 +417,37 @@ def texture_init_block(root: Path, path: str = "benchmarks/results/texture_init_
             + _source(path))
 
 
+def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real.json") -> str:
+    """benchmarks/compare_adapt_now.py: adapt-now's schedule (texture start × steps) scored on the real
+    held-out people's validation spans at its last step, each variant paired with the baseline by
+    person and seed; test metrics of the same weights for the record."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_adapt_now.py`._\n"
+    r = json.loads(file.read_text())
+    val_keys = list(next(iter(r["variants"].values()))["val_final"])
+    test_keys = list(next(iter(r["variants"].values()))["test"])
+
+    def diff(d: dict | None) -> str:
+        if d is None:
+            return "baseline"
+        return f"{d['mean']:+.3f} ± {_fmt(d['ci95'])} ({d['higher']}/{d['n']})"
+
+    rows = [[name, v["init"], str(v["steps"]), *[_fmt(v["val_final"][k]) for k in val_keys],
+             diff(v["vs_baseline"]["psnr_lower"] if v["vs_baseline"] else None),
+             *[_fmt(v["test"][k]) for k in test_keys], _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
+    seeds = ", ".join(str(s) for s in r["seeds"])
+    return (markdown_table(["variant", "texture start", "steps", *[f"val {k}" for k in val_keys],
+                            "val psnr_lower − baseline (higher)", *[f"test {k}" for k in test_keys],
+                            "train s"], rows)
+            + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, seeds {seeds}; "
+            f"every run ends on its last step (no selection, as adapt-now), the GAN terms from "
+            f"{r['adv_start_fraction']:g} of its steps; validation = {r['val_windows']} windows of each person's "
+            f"validation span at the last step, differences paired by person and seed with a 95 % Student-t "
+            f"interval; test columns are the same weights on the test part (for the record, not for choosing); "
+            f"{r['machine']}. " + _source(path))
+
+
 def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_real.json") -> str:
     """benchmarks/compare_a2e_variants.py: audio-to-expression settings scored by speaker-fold
     cross-validation on the prior people (unseen speakers), each against the baseline, paired by speaker."""
@@ -468,6 +499,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "reruns": reruns_block,
     "texture_init": texture_init_block,
     "a2e_variants": a2e_variants_block,
+    "adapt_now": adapt_now_block,
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),

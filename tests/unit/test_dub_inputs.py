@@ -284,3 +284,20 @@ def test_lsq_blend_puts_the_audio_on_the_lower_face_and_keeps_the_rest():
         mouth_blend(basis, "copy")
     # 'none' (the self-reenactment's tracked drive) keeps the video's coefficients exactly
     np.testing.assert_array_equal(replace_mouth(video, audio, mouth_blend(basis, "none")), video)
+
+
+@pytest.mark.parametrize("texture_init", [None, "mean"])
+def test_adapt_now_takes_its_steps_and_texture_start_from_dub_adapt(texture_init):
+    """dub.adapt.steps rescales the GAN onset to the same share of the budget; dub.adapt.texture_init
+    (null: the adapt section's) is what the new person's texture starts from; no step selection."""
+    from deadlib.core.config import load_params
+    from deadlib.dub.person import adapt_now_config
+    from deadlib.train.adapt import adapt_config
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    study, _ = adapt_config("default", None, params=params)
+    cfg = adapt_now_config({"steps": 60, "texture_init": texture_init}, "default", params)
+    assert cfg.steps == 60 and cfg.select_metric is None and cfg.patience == 0
+    assert cfg.loss.adv_start_step == round(study.loss.adv_start_step / study.steps * 60)
+    assert cfg.texture_init == (texture_init or study.texture_init)
+    assert adapt_now_config({"steps": None}, "default", params).steps == study.steps

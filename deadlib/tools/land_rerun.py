@@ -1,0 +1,193 @@
+"""Land stages rerun in another workspace (a clone of this repository) into this checkout.
+
+A long rerun (``dvc repro`` of the real pipeline's stages, hours on 2 cores) runs in a separate clone
+so the main checkout stays usable. Its record then comes back as the stages' ``dvc.lock`` entries
+plus their git-tracked outputs (metrics files, small reports), and nothing else:
+
+    python -m deadlib.tools.land_rerun --from ../exp --lock real/dvc.lock --stages train_audio2expr style
+
+lands every entry named ``<stage>`` or ``<stage>@<item>``, only after checking that the rerun is a
+rerun of THIS checkout:
+
+- every file dependency of the entry (code, the params file, …) is byte-identical here (DVC's md5):
+  a record made by other code must not be committed as this code's;
+- every recorded parameter value equals this checkout's params file;
+- every output file in the other workspace still matches its lock entry (nothing changed after the run).
+
+Outputs that git tracks here (not ignored: ``cache: false`` metrics and reports) are copied; cached
+outputs (models, prepared data) stay in the other workspace's DVC cache — the lock records their md5.
+Directory dependencies (``.dir`` hashes: prepared data, model folders) are compared with this
+checkout's lock entries for the same path, i.e. they must be what this checkout's producing stage
+records. Nothing is written when a check fails (``--dry-run``: check and report only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deadlib.core.files import atomic_output
+
+
+class LandError(ValueError):
+    """The rerun cannot be landed here; the message lists every reason."""
+
+
+def md5_file(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def md5_dir(path: Path) -> str:
+    """DVC's hash of a directory: md5 of the sorted JSON list of its files' {md5, relpath}, + ".dir"."""
+    entries = sorted(({"md5": md5_file(f), "relpath": f.relative_to(path).as_posix()}
+                      for f in path.rglob("*") if f.is_file()), key=lambda e: e["relpath"])
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def stage_wdir(dvcyaml: dict, entry_name: str) -> str:
+    """The ``wdir`` of stage ``entry_name`` (``name@item`` of a foreach stage) in a parsed dvc.yaml."""
+    stage = dvcyaml["stages"][entry_name.split("@")[0]]
+    return (stage.get("do", stage)).get("wdir", ".")
+
+
+MISSING = object()
+
+
+def lookup(params: Any, dotted: str) -> Any:
+    """``params['a']['b']`` for ``'a.b'``; MISSING when absent."""
+    value = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def differences(here: Any, there: Any, prefix: str) -> list[str]:
+    """Dotted keys under ``prefix`` whose values differ between two parameter trees."""
+    if isinstance(here, dict) and isinstance(there, dict):
+        return [d for k in sorted(set(here) | set(there), key=str)
+                for d in differences(here.get(k, MISSING), there.get(k, MISSING), f"{prefix}.{k}")]
+    if here is MISSING:
+        return [f"{prefix} (only in the rerun)"]
+    if there is MISSING:
+        return [f"{prefix} (only here)"]
+    return [] if here == there else [f"{prefix} ({there!r} → {here!r} here)"]
+
+
+def selected(entries: dict, stages: list[str]) -> list[str]:
+    """Lock entry names equal to a stage or of the form ``<stage>@<item>``."""
+    return [name for name in entries if name in stages or name.split("@")[0] in stages]
+
+
+def check_entry(name: str, entry: dict, here: Path, there: Path, here_lock: dict, params_cache: dict) -> list[str]:
+    """Every reason ``entry`` (paths relative to its stage's working directory, ``here`` / ``there``)
+    is not a rerun of this checkout; empty when it is."""
+    problems = []
+    # outputs of this checkout's stages (models, prepared data; files or .dir hashes), as its lock records them
+    produced = {o["path"]: o.get("md5") for s in here_lock.get("stages", {}).values() for o in s.get("outs", [])}
+    for dep in entry.get("deps", []):
+        path, recorded = dep["path"], dep.get("md5")
+        if recorded is None:
+            continue
+        if path in produced:
+            if produced[path] != recorded:
+                problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {produced[path]} in this "
+                                "checkout's lock (rerun on other upstream outputs)")
+        elif not (here / path).exists():
+            problems.append(f"{name}: dependency {path} does not exist in this checkout")
+        elif (md5_dir(here / path) if recorded.endswith(".dir") else md5_file(here / path)) != recorded:
+            problems.append(f"{name}: {path} differs from the rerun's (other code, settings or data)")
+    for file, values in (entry.get("params") or {}).items():
+        if file not in params_cache:
+            params_cache[file] = yaml.safe_load((here / file).read_text()) if (here / file).is_file() else None
+        for key, value in values.items():
+            current = lookup(params_cache[file], key)
+            if current is MISSING:
+                problems.append(f"{name}: parameter {key} of {file} is missing in this checkout")
+            elif current != value:
+                changed = ", ".join(differences(current, value, key)) or key
+                problems.append(f"{name}: parameter {changed} differs from the rerun's")
+    for out in entry.get("outs", []):
+        src, recorded = there / out["path"], out.get("md5")
+        if src.is_file() and recorded and md5_file(src) != recorded:
+            problems.append(f"{name}: output {out['path']} in the other workspace changed after the run")
+    return problems
+
+
+def git_tracked(root: Path, relative: str) -> bool:
+    """True when git would track ``relative`` in ``root`` (not ignored)."""
+    done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", relative], capture_output=True)
+    return done.returncode == 1          # 0: ignored, 1: not ignored, 128: error (treated as not tracked)
+
+
+def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = False) -> dict[str, list[str]]:
+    """Check and land the entries (see the module doc) → {"entries": [...], "copied": [...]}; raises
+    LandError listing every problem, before anything is written."""
+    dvcfile = Path(lock).with_suffix(".yaml")
+    dvcyaml = yaml.safe_load((here / dvcfile).read_text())
+    theirs = yaml.safe_load((there / lock).read_text())
+    mine = yaml.safe_load((here / lock).read_text()) if (here / lock).is_file() else {"schema": "2.0", "stages": {}}
+    names = selected(theirs.get("stages", {}), stages)
+    missing = [s for s in stages if not selected(theirs.get("stages", {}), [s])]
+    if missing:
+        raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
+    problems, copies, params_cache = [], [], {}
+    for name in names:
+        entry = theirs["stages"][name]
+        wdir = (dvcfile.parent / stage_wdir(dvcyaml, name)).as_posix()
+        here_w, there_w = (here / wdir).resolve(), (there / wdir).resolve()
+        problems += check_entry(name, entry, here_w, there_w, mine, params_cache)
+        for out in entry.get("outs", []):
+            src = there_w / out["path"]
+            relative = (here_w / out["path"]).relative_to(here.resolve()).as_posix()
+            if src.is_file() and git_tracked(here, relative):
+                copies.append((src, here / relative))
+    if problems:
+        raise LandError("not landed:\n  " + "\n  ".join(problems))
+    if not dry_run:
+        for src, dest in copies:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(dest) as tmp:
+                shutil.copyfile(src, tmp)
+        mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
+        with atomic_output(here / lock) as tmp:
+            # the format `dvc` writes (insertion order, no line wrapping): the diff is the changed entries only
+            tmp.write_text(yaml.safe_dump(mine, sort_keys=False, width=10**9, default_flow_style=False))
+    return {"entries": names, "copied": [str(dest.relative_to(here)) for _, dest in copies]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deadlib.tools.land_rerun", description=__doc__.split("\n")[0])
+    parser.add_argument("--from", dest="there", required=True, type=Path, help="the workspace the stages were rerun in")
+    parser.add_argument("--stages", nargs="+", required=True, help="stage names (a foreach stage lands every item)")
+    parser.add_argument("--lock", default="dvc.lock", help="the pipeline's lock file (real/dvc.lock for the real run)")
+    parser.add_argument("--root", default=Path(__file__).resolve().parents[2], type=Path, help="this checkout")
+    parser.add_argument("--dry-run", action="store_true", help="check and list, write nothing")
+    args = parser.parse_args(argv)
+    try:
+        result = land(args.root, args.there, args.lock, args.stages, args.dry_run)
+    except LandError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    verb = "would land" if args.dry_run else "landed"
+    print(f"{verb} {len(result['entries'])} entries of {args.lock}: {', '.join(result['entries'])}")
+    for path in result["copied"]:
+        print(f"  {'would copy' if args.dry_run else 'copied'} {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

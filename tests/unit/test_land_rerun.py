@@ -1,0 +1,98 @@
+"""deadlib.tools.land_rerun: a rerun's lock entries and tracked outputs land only when it is a rerun
+of this checkout (same code, params, upstream outputs), and nothing is written otherwise."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deadlib.tools import land_rerun
+from deadlib.tools.land_rerun import LandError, land
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _workspace(root: Path, code: str = "x = 1\n", lr: float = 0.1, metric: str = '{"psnr": 30}\n') -> Path:
+    """A git repo with pipe/dvc.yaml (stage `train`, wdir ..), its code, params and a run's outputs + lock."""
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / "pipe").mkdir()
+    (root / "pipe" / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": {
+        "foreach": ["a", "b"], "do": {"wdir": "..", "cmd": "python train.py ${item}"}}}}))
+    (root / "train.py").write_text(code)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": {"lr": lr, "steps": 5}, "other": 1}))
+    (root / ".gitignore").write_text("/models\n")
+    (root / "models").mkdir()
+    (root / "metrics").mkdir()
+    stages = {}
+    for item in ("a", "b"):
+        (root / "models" / f"{item}.pt").write_bytes(item.encode() * 10)
+        (root / "metrics" / f"{item}.json").write_text(metric)
+        stages[f"train@{item}"] = {
+            "cmd": f"python train.py {item}",
+            "deps": [{"path": "train.py", "hash": "md5", "md5": _md5(root / "train.py"), "size": 6}],
+            "params": {"params.yaml": {"train": {"lr": lr, "steps": 5}}},
+            "outs": [{"path": f"models/{item}.pt", "hash": "md5", "md5": _md5(root / "models" / f"{item}.pt")},
+                     {"path": f"metrics/{item}.json", "hash": "md5", "md5": _md5(root / "metrics" / f"{item}.json")}]}
+    (root / "pipe" / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}, sort_keys=False))
+    return root
+
+
+def test_lands_the_entries_and_copies_only_tracked_outputs(tmp_path):
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    result = land(here, there, "pipe/dvc.lock", ["train"])
+    assert result["entries"] == ["train@a", "train@b"]
+    assert sorted(result["copied"]) == ["metrics/a.json", "metrics/b.json"]          # the models are DVC-cached
+    assert (here / "metrics" / "a.json").read_text() == '{"psnr": 31}\n'
+    assert (here / "models" / "a.pt").read_bytes() == b"a" * 10
+    assert yaml.safe_load((here / "pipe" / "dvc.lock").read_text()) == yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"code": "x = 2\n"}, "train.py differs"),
+    ({"lr": 0.2}, "parameter train.lr"),
+])
+def test_refuses_a_rerun_of_other_code_or_params_and_writes_nothing(tmp_path, change, reason):
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n', **change)
+    before = (here / "pipe" / "dvc.lock").read_text()
+    with pytest.raises(LandError, match=reason):
+        land(here, there, "pipe/dvc.lock", ["train"])
+    assert (here / "pipe" / "dvc.lock").read_text() == before
+    assert (here / "metrics" / "a.json").read_text() == '{"psnr": 30}\n'
+
+
+def test_refuses_outputs_changed_after_the_run_and_unknown_stages(tmp_path):
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp")
+    (there / "metrics" / "b.json").write_text('{"psnr": 99}\n')
+    with pytest.raises(LandError, match="metrics/b.json in the other workspace changed"):
+        land(here, there, "pipe/dvc.lock", ["train"])
+    with pytest.raises(LandError, match="no entry for"):
+        land(here, there, "pipe/dvc.lock", ["evaluate"])
+    assert land_rerun.main(["--root", str(here), "--from", str(there), "--lock", "pipe/dvc.lock",
+                            "--stages", "train", "--dry-run"]) == 1
+
+
+def test_directory_hash_is_dvcs(tmp_path):
+    """md5_dir gives the .dir hash DVC's own tree object computes (what dvc.lock records for a folder)."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.meta import Meta
+    from dvc_data.hashfile.tree import Tree
+
+    for rel, data in (("b.txt", b"bee"), ("a/z.bin", b"\x00" * 7), ("a/y/x.npz", b"nested"), ("A.txt", b"")):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    tree = Tree()
+    for f in sorted(tmp_path.rglob("*")):
+        if f.is_file():
+            tree.add(f.relative_to(tmp_path).parts, Meta(size=f.stat().st_size), HashInfo("md5", _md5(f)))
+    tree.digest()
+    assert land_rerun.md5_dir(tmp_path) == tree.hash_info.value

@@ -14,7 +14,7 @@ held-out person (``real_study.identities``; ``synthetic``: ``study.identities``)
 The choice is read from each person's **validation** span only: lower-face PSNR (and whole-crop
 PSNR/SSIM) of the last step, over ``--val-windows`` windows, each variant paired with the first
 variant (the baseline: today's adapt-now) by person and seed. Every cell's test metrics are written
-beside them for the record, never used to choose. Writes ``benchmarks/results/adapt_now_<corpus>.json``
+beside them for the record, never used to choose. Writes ``benchmarks/results/adapt_now_<corpus>_n<N>.json``
 (README's generated ``adapt_now`` block reads it); cells go to ``--work`` (reused, so a cut-short run
 resumes). Both pipelines' ``train_prior`` (and ``prepare``) must have run.
 """
@@ -22,7 +22,6 @@ resumes). Both pipelines' ``train_prior`` (and ``prepare``) must have run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,7 +31,13 @@ from deadlib.model.texture import TEXTURE_INITS
 from deadlib.tools.machine import describe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_texture_init import CORPORA, REPO, run_variant_cell, variant_params  # noqa: E402
+from compare_texture_init import (  # noqa: E402
+    CORPORA,
+    REPO,
+    run_variant_cell,
+    variant_params,
+    write_results,
+)
 
 VAL_KEYS = ("psnr_lower", "psnr", "ssim")       # what train()'s in-training validation logs (val/*)
 
@@ -112,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: validation psnr_lower {v['val_final']['psnr_lower']:.2f}"
               + (f", vs baseline {d['mean']:+.2f} dB ({d['higher']}/{d['n']} higher)" if d else " (baseline)"))
     if not args.no_save:
-        out = REPO / "benchmarks" / "results" / f"adapt_now_{args.corpus}.json"
-        out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {out.relative_to(REPO)}")
+        write_results(f"adapt_now_{args.corpus}_n{args.n_frames}", result)
     return 0
 
 

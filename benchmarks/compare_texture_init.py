@@ -85,6 +85,14 @@ def run(corpus: str, n_frames: int, steps: int, work: Path, seed: int = 0) -> di
             "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": cells}
 
 
+def write_results(name: str, result: dict) -> Path:
+    """``result`` as ``benchmarks/results/<name>.json`` (what README's generated blocks read)."""
+    out = REPO / "benchmarks" / "results" / f"{name}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out.relative_to(REPO)}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="real")
@@ -95,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = run(args.corpus, args.n_frames, args.steps, args.work or Path(f"/tmp/texture_init_{args.corpus}"))
     if not args.no_save:
-        out = REPO / "benchmarks" / "results" / f"texture_init_{args.corpus}.json"
-        out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {out.relative_to(REPO)}")
+        write_results(f"texture_init_{args.corpus}", result)
     return 0
 
 

@@ -42,11 +42,9 @@ class LandError(ValueError):
 
 
 def md5_file(path: Path) -> str:
-    digest = hashlib.md5()
+    """DVC's hash of a file: md5 of its bytes."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def md5_dir(path: Path) -> str:

@@ -417,7 +417,7 @@ def texture_init_block(root: Path, path: str = "benchmarks/results/texture_init_
             + _source(path))
 
 
-def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real.json") -> str:
+def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n100.json") -> str:
     """benchmarks/compare_adapt_now.py: adapt-now's schedule (texture start × steps) scored on the real
     held-out people's validation spans at its last step, each variant paired with the baseline by
     person and seed; test metrics of the same weights for the record."""

@@ -1,6 +1,7 @@
 """A new person, end to end (issue 18, goal 3), and the same person once adapted (issue 17).
 
-    .venv/bin/python benchmarks/bench_new_person.py [--models realdata|synthetic] [--seconds 10] [--stand-in-a2e]
+    .venv/bin/python benchmarks/bench_new_person.py [--models realdata|synthetic] [--seconds 10] [--stand-in-a2e] \
+        [--adapt-steps N] [--texture-init random|mean]
 
 Takes the first ``--seconds`` of a talking-head clip (default ``../shared/clips/styletalk_Obama_long50s.mp4``,
 256 px; without ``../shared``: the synthetic held-out identity ``data/raw/synth_h00.mp4``) and dubs it
@@ -45,6 +46,7 @@ from deadlib.data.video import (
     write_video,
 )
 from deadlib.dub.dubbing import ADAPT_NOW, dub, dub_settings
+from deadlib.model.texture import TEXTURE_INITS
 from deadlib.tools.machine import describe, save_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--adapt-frames", type=int, default=100)
     ap.add_argument("--adapt-steps", type=int, default=None, help="default: the profile's dub.adapt.steps")
+    ap.add_argument("--texture-init", choices=TEXTURE_INITS, default=None,
+                    help="the new texture's start (default: the profile's dub.adapt.texture_init)")
     ap.add_argument("--video", type=Path, default=None)
     ap.add_argument("--speech", type=Path, default=None, help="new speech (any audio or video file)")
     ap.add_argument("--speech-from", type=float, default=30.0, help="where in --speech the new speech starts (s)")
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"missing {missing}: run dvc repro first (the '{args.models}' models of params "
                              "reenact.model_sets; --stand-in-a2e replaces a missing audio-to-expression model)")
         clip, voice = cut_inputs(root, args.seconds, args.video, args.speech, args.speech_from)
-        adapt = {"frames": args.adapt_frames, **({"steps": args.adapt_steps} if args.adapt_steps else {})}
+        adapt = {"frames": args.adapt_frames, **({"steps": args.adapt_steps} if args.adapt_steps else {}),
+                 **({"texture_init": args.texture_init} if args.texture_init else {})}
         overrides = {**models, "cache_dir": str(root / "dub_cache"), "adapt": adapt}
         runs = {}
         t = time.perf_counter()
@@ -142,10 +147,12 @@ def main(argv: list[str] | None = None) -> dict:
         known = dub(clip, voice, ADAPT_NOW, root / "known.mp4", profile=args.profile, progress=False, overrides=overrides)
         runs["adapted, dub()"] = (time.perf_counter() - t, known.timings)
         same = (root / "known.mp4").read_bytes() == (root / "studio.mp4").read_bytes()
-    steps = dub_settings(args.profile, overrides=overrides)["adapt"]["steps"]
+    schedule = dub_settings(args.profile, overrides=overrides)["adapt"]
+    steps = schedule["steps"]
     lines = [f"machine: {describe()}",
              f"profile {args.profile}, models {args.models}, {new.n_frames} output frames ({args.seconds:g} s), "
-             f"adapt-now on the first {args.adapt_frames} frames ({steps} steps), {args.threads} threads"
+             f"adapt-now on the first {args.adapt_frames} frames ({steps} steps, texture from "
+             f"{schedule.get('texture_init') or 'adapt.texture_init'}), {args.threads} threads"
              + (", UNTRAINED stand-in audio-to-expression model" if "stand_in_a2e" in models["a2e"] else ""),
              f"{'run':<24}{'wall s':>8}" + "".join(f"{s:>11}" for s in STEPS)]
     for label, (wall, timings) in runs.items():
@@ -159,7 +166,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n" + text)
     report = {k: {"wall_s": w, "timings": t} for k, (w, t) in runs.items()}
     if not args.no_save:
-        save_result("bench_new_person.py", f"bench_new_person_{args.models}", argv, text, report)
+        # a schedule other than the profile's is its own results file (the default's stays comparable)
+        variant = "".join(f"_{k}{v}" for k, v in (("steps", args.adapt_steps), ("init", args.texture_init)) if v)
+        save_result("bench_new_person.py", f"bench_new_person_{args.models}{variant}", argv, text, report)
     return report
 
 

@@ -431,14 +431,15 @@ def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n
     def diff(d: dict | None) -> str:
         if d is None:
             return "baseline"
-        return f"{d['mean']:+.3f} ± {_fmt(d['ci95'])} ({d['higher']}/{d['n']})"
+        return f"{d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})" if d["ci95"] is not None \
+            else f"{d['mean']:+.3f} ({d['higher']}/{d['n']})"
 
     rows = [[name, v["init"], str(v["steps"]), *[_fmt(v["val_final"][k]) for k in val_keys],
-             diff(v["vs_baseline"]["psnr_lower"] if v["vs_baseline"] else None),
+             *[diff(v["vs_baseline"][k] if v["vs_baseline"] else None) for k in val_keys],
              *[_fmt(v["test"][k]) for k in test_keys], _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
     seeds = ", ".join(str(s) for s in r["seeds"])
     return (markdown_table(["variant", "texture start", "steps", *[f"val {k}" for k in val_keys],
-                            "val psnr_lower − baseline (higher)", *[f"test {k}" for k in test_keys],
+                            *[f"val {k} − baseline (higher)" for k in val_keys], *[f"test {k}" for k in test_keys],
                             "train s"], rows)
             + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, seeds {seeds}; "
             f"every run ends on its last step (no selection, as adapt-now), the GAN terms from "
@@ -500,6 +501,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "texture_init": texture_init_block,
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
+    "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),

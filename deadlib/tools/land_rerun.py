@@ -16,9 +16,11 @@ rerun of THIS checkout:
 
 Outputs that git tracks here (not ignored: ``cache: false`` metrics and reports) are copied; cached
 outputs (models, prepared data) stay in the other workspace's DVC cache — the lock records their md5.
-Directory dependencies (``.dir`` hashes: prepared data, model folders) are compared with this
-checkout's lock entries for the same path, i.e. they must be what this checkout's producing stage
-records. Nothing is written when a check fails (``--dry-run``: check and report only).
+A dependency that is an output this checkout records (in any ``dvc.lock`` or ``.dvc`` file: prepared
+data, models, the corpus) must have the hash that record gives it — a rerun downstream of another
+record lands after that record (land ``dvc.lock``'s stages before ``real/dvc.lock``'s that read them);
+any other dependency is hashed here as DVC hashes it (files, and folders by their ``.dir`` hash).
+Nothing is written when a check fails (``--dry-run``: check and report only).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -90,36 +93,81 @@ def selected(entries: dict, stages: list[str]) -> list[str]:
     return [name for name in entries if name in stages or name.split("@")[0] in stages]
 
 
-def check_entry(name: str, entry: dict, here: Path, there: Path, here_lock: dict, params_cache: dict) -> list[str]:
-    """Every reason ``entry`` (paths relative to its stage's working directory, ``here`` / ``there``)
-    is not a rerun of this checkout; empty when it is."""
+def recorded_outputs(root: Path) -> dict[str, str | None]:
+    """Every output this checkout records (``git ls-files``: each ``dvc.lock`` stage's outs and each
+    ``.dvc`` file's), by path relative to ``root`` → md5 (a file's, or a folder's ``.dir`` hash)."""
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "*dvc.lock", "*.dvc"], capture_output=True,
+                            text=True).stdout.split()
+    outputs = {}
+    for rel in listed:
+        file = root / rel
+        if not file.is_file():
+            continue
+        data = yaml.safe_load(file.read_text()) or {}
+        if file.name == "dvc.lock":
+            dvcyaml = yaml.safe_load(file.with_suffix(".yaml").read_text())
+            entries = [(file.parent / stage_wdir(dvcyaml, name), stage.get("outs", []))
+                       for name, stage in data.get("stages", {}).items()]
+        else:
+            entries = [(file.parent, data.get("outs", []))]
+        for base, outs in entries:
+            for out in outs:
+                outputs[os.path.relpath(os.path.normpath(base / out["path"]), root)] = out.get("md5")
+    return outputs
+
+
+def recorded_file_md5(rel: str, produced: dict, workspaces: tuple[Path, ...]) -> str | None:
+    """md5 of file ``rel`` inside a folder output this checkout records (e.g. a model's checkpoint in
+    ``models/prior``), from that folder's ``.dir`` manifest in a workspace's DVC cache; None when no
+    recorded folder holds it or no cache has the manifest."""
+    for folder, md5 in produced.items():
+        if not (md5 and md5.endswith(".dir") and rel.startswith(folder.rstrip("/") + "/")):
+            continue
+        for root in workspaces:
+            manifest = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+            if manifest.is_file():
+                inner = os.path.relpath(rel, folder)
+                return next((e["md5"] for e in json.loads(manifest.read_text()) if e["relpath"] == inner), None)
+    return None
+
+
+def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, produced: dict,
+                params_cache: dict) -> list[str]:
+    """Every reason ``entry`` (paths relative to its stage's working directory ``wdir`` in ``here`` /
+    ``there``) is not a rerun of this checkout, whose recorded outputs are ``produced``; empty when it is."""
     problems = []
-    # outputs of this checkout's stages (models, prepared data; files or .dir hashes), as its lock records them
-    produced = {o["path"]: o.get("md5") for s in here_lock.get("stages", {}).values() for o in s.get("outs", [])}
     for dep in entry.get("deps", []):
         path, recorded = dep["path"], dep.get("md5")
+        rel = os.path.normpath(os.path.join(wdir, path))
         if recorded is None:
             continue
-        if path in produced:
-            if produced[path] != recorded:
-                problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {produced[path]} in this "
-                                "checkout's lock (rerun on other upstream outputs)")
-        elif not (here / path).exists():
-            problems.append(f"{name}: dependency {path} does not exist in this checkout")
-        elif (md5_dir(here / path) if recorded.endswith(".dir") else md5_file(here / path)) != recorded:
+        if rel in produced:       # an output of one of this checkout's stages (or a .dvc file): its record
+            if produced[rel] != recorded:
+                problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {produced[rel]} in this "
+                                "checkout's records (rerun on other upstream outputs)")
+        elif not (here / rel).exists():
+            inside = recorded_file_md5(rel, produced, (here, there))
+            if inside is None:
+                problems.append(f"{name}: dependency {path} does not exist in this checkout and no record here "
+                                "gives its hash")
+            elif inside != recorded:
+                problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {inside} in this checkout's "
+                                "records (rerun on other upstream outputs)")
+        elif (md5_dir(here / rel) if recorded.endswith(".dir") else md5_file(here / rel)) != recorded:
             problems.append(f"{name}: {path} differs from the rerun's (other code, settings or data)")
     for file, values in (entry.get("params") or {}).items():
-        if file not in params_cache:
-            params_cache[file] = yaml.safe_load((here / file).read_text()) if (here / file).is_file() else None
+        rel = os.path.normpath(os.path.join(wdir, file))
+        if rel not in params_cache:
+            params_cache[rel] = yaml.safe_load((here / rel).read_text()) if (here / rel).is_file() else None
         for key, value in values.items():
-            current = lookup(params_cache[file], key)
+            current = lookup(params_cache[rel], key)
             if current is MISSING:
                 problems.append(f"{name}: parameter {key} of {file} is missing in this checkout")
             elif current != value:
                 changed = ", ".join(differences(current, value, key)) or key
                 problems.append(f"{name}: parameter {changed} differs from the rerun's")
     for out in entry.get("outs", []):
-        src, recorded = there / out["path"], out.get("md5")
+        src, recorded = there / wdir / out["path"], out.get("md5")
         if src.is_file() and recorded and md5_file(src) != recorded:
             problems.append(f"{name}: output {out['path']} in the other workspace changed after the run")
     return problems
@@ -143,16 +191,15 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     if missing:
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
     problems, copies, params_cache = [], [], {}
+    produced = recorded_outputs(here)
     for name in names:
         entry = theirs["stages"][name]
-        wdir = (dvcfile.parent / stage_wdir(dvcyaml, name)).as_posix()
-        here_w, there_w = (here / wdir).resolve(), (there / wdir).resolve()
-        problems += check_entry(name, entry, here_w, there_w, mine, params_cache)
+        wdir = os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name))
+        problems += check_entry(name, entry, here, there, wdir, produced, params_cache)
         for out in entry.get("outs", []):
-            src = there_w / out["path"]
-            relative = (here_w / out["path"]).relative_to(here.resolve()).as_posix()
-            if src.is_file() and git_tracked(here, relative):
-                copies.append((src, here / relative))
+            relative = os.path.normpath(os.path.join(wdir, out["path"]))
+            if (there / relative).is_file() and git_tracked(here, relative):
+                copies.append((there / relative, here / relative))
     if problems:
         raise LandError("not landed:\n  " + "\n  ".join(problems))
     if not dry_run:

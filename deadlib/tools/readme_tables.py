@@ -441,7 +441,8 @@ def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n
     return (markdown_table(["variant", "texture start", "steps", *[f"val {k}" for k in val_keys],
                             *[f"val {k} − baseline (higher)" for k in val_keys], *[f"test {k}" for k in test_keys],
                             "train s"], rows)
-            + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, seeds {seeds}; "
+            + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, "
+            f"seed{'s' if len(r['seeds']) > 1 else ''} {seeds}; "
             f"every run ends on its last step (no selection, as adapt-now), the GAN terms from "
             f"{r['adv_start_fraction']:g} of its steps; validation = {r['val_windows']} windows of each person's "
             f"validation span at the last step, differences paired by person and seed with a 95 % Student-t "

@@ -81,6 +81,24 @@ def test_refuses_outputs_changed_after_the_run_and_unknown_stages(tmp_path):
                             "--stages", "train", "--dry-run"]) == 1
 
 
+def test_upstream_outputs_are_checked_against_this_checkouts_records(tmp_path):
+    """A dependency that a .dvc file (or another lock) records here is compared with that record,
+    not hashed (the corpus or a model need not be in this workspace)."""
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp")
+    for root, md5 in ((here, "aaa.dir"), (there, "aaa.dir")):
+        (root / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "data/raw"}]}))
+        lock = yaml.safe_load((root / "pipe" / "dvc.lock").read_text())
+        for stage in lock["stages"].values():
+            stage["deps"].append({"path": "data/raw", "hash": "md5", "md5": "aaa.dir"})
+        (root / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    subprocess.run(["git", "-C", str(here), "add", "data.dvc", "pipe/dvc.lock"], check=True)
+    assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["entries"] == ["train@a", "train@b"]
+    (here / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": "bbb.dir", "path": "data/raw"}]}))
+    with pytest.raises(LandError, match="data/raw is aaa.dir in the rerun, bbb.dir in this checkout"):
+        land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)
+
+
 def test_directory_hash_is_dvcs(tmp_path):
     """md5_dir gives the .dir hash DVC's own tree object computes (what dvc.lock records for a folder)."""
     from dvc_data.hashfile.hash_info import HashInfo

@@ -19,7 +19,8 @@ outputs (models, prepared data) stay in the other workspace's DVC cache — the 
 A dependency that is an output this checkout records (in any ``dvc.lock`` or ``.dvc`` file: prepared
 data, models, the corpus) must have the hash that record gives it — a rerun downstream of another
 record lands after that record (land ``dvc.lock``'s stages before ``real/dvc.lock``'s that read them);
-any other dependency is hashed here as DVC hashes it (files, and folders by their ``.dir`` hash).
+entries landed in the same call count as this checkout's records for each other. Any other
+dependency is hashed here as DVC hashes it (files, and folders by their ``.dir`` hash).
 Nothing is written when a check fails (``--dry-run``: check and report only).
 """
 
@@ -192,9 +193,13 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
     problems, copies, params_cache = [], [], {}
     produced = recorded_outputs(here)
+    wdirs = {name: os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)) for name in names}
+    for name in names:          # what lands together is checked against itself: prepare + train_prior in one call
+        produced.update({os.path.normpath(os.path.join(wdirs[name], o["path"])): o.get("md5")
+                         for o in theirs["stages"][name].get("outs", [])})
     for name in names:
         entry = theirs["stages"][name]
-        wdir = os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name))
+        wdir = wdirs[name]
         problems += check_entry(name, entry, here, there, wdir, produced, params_cache)
         for out in entry.get("outs", []):
             relative = os.path.normpath(os.path.join(wdir, out["path"]))

@@ -114,3 +114,19 @@ def test_directory_hash_is_dvcs(tmp_path):
             tree.add(f.relative_to(tmp_path).parts, Meta(size=f.stat().st_size), HashInfo("md5", _md5(f)))
     tree.digest()
     assert land_rerun.md5_dir(tmp_path) == tree.hash_info.value
+
+
+def test_entries_landed_together_count_as_each_others_records(tmp_path):
+    """train@b reads train@a's model: landing both at once is consistent, landing b alone (on top of
+    this checkout's older record of a) is not."""
+    here = _workspace(tmp_path / "main")
+    subprocess.run(["git", "-C", str(here), "add", "pipe/dvc.lock"], check=True)
+    there = _workspace(tmp_path / "exp")
+    (there / "models" / "a.pt").write_bytes(b"retrained")
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["train@a"]["outs"][0]["md5"] = _md5(there / "models" / "a.pt")
+    lock["stages"]["train@b"]["deps"].append({"path": "models/a.pt", "hash": "md5", "md5": _md5(there / "models" / "a.pt")})
+    (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    with pytest.raises(LandError, match="models/a.pt is .* in the rerun, .* in this checkout's records"):
+        land(here, there, "pipe/dvc.lock", ["train@b"], dry_run=True)
+    assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["entries"] == ["train@a", "train@b"]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dvc.utils.serialize import dumps_yaml
 
 from deadlib.core.files import atomic_output
 
@@ -214,8 +215,8 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
                 shutil.copyfile(src, tmp)
         mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
         with atomic_output(here / lock) as tmp:
-            # the format `dvc` writes (insertion order, no line wrapping): the diff is the changed entries only
-            tmp.write_text(yaml.safe_dump(mine, sort_keys=False, width=10**9, default_flow_style=False))
+            # written by DVC's own serializer: byte for byte what `dvc repro` writes, so the diff is the landed entries
+            tmp.write_text(dumps_yaml(mine))
     return {"entries": names, "copied": [str(dest.relative_to(here)) for _, dest in copies]}
 
 

@@ -52,11 +52,16 @@ def md5_file(path: Path) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
-def md5_dir(path: Path) -> str:
-    """DVC's hash of a directory: md5 of the sorted JSON list of its files' {md5, relpath}, + ".dir"."""
-    entries = sorted(({"md5": md5_file(f), "relpath": f.relative_to(path).as_posix()}
-                      for f in path.rglob("*") if f.is_file()), key=lambda e: e["relpath"])
+def dir_hash(entries: list[dict]) -> str:
+    """DVC's hash of a directory from its files' {md5, relpath}: md5 of their sorted JSON list, + ".dir"."""
+    entries = sorted(entries, key=lambda e: e["relpath"])
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def md5_dir(path: Path) -> str:
+    """DVC's hash of the directory ``path`` (see dir_hash)."""
+    return dir_hash([{"md5": md5_file(f), "relpath": f.relative_to(path).as_posix()}
+                     for f in path.rglob("*") if f.is_file()])
 
 
 def stage_wdir(dvcyaml: dict, entry_name: str) -> str:
@@ -119,9 +124,10 @@ def recorded_outputs(root: Path) -> dict[str, str | None]:
 
 
 def recorded_file_md5(rel: str, produced: dict, workspaces: tuple[Path, ...]) -> str | None:
-    """md5 of file ``rel`` inside a folder output this checkout records (e.g. a model's checkpoint in
-    ``models/prior``), from that folder's ``.dir`` manifest in a workspace's DVC cache; None when no
-    recorded folder holds it or no cache has the manifest."""
+    """Hash of ``rel`` inside a folder output this checkout records (a model's checkpoint in
+    ``models/prior``, a sub-folder of the corpus in ``data/raw``) from that folder's ``.dir`` manifest in
+    a workspace's DVC cache: a file's md5, a sub-folder's ``.dir`` hash; None when no recorded folder
+    holds it or no cache has the manifest."""
     for folder, md5 in produced.items():
         if not (md5 and md5.endswith(".dir") and rel.startswith(folder.rstrip("/") + "/")):
             continue
@@ -129,7 +135,13 @@ def recorded_file_md5(rel: str, produced: dict, workspaces: tuple[Path, ...]) ->
             manifest = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
             if manifest.is_file():
                 inner = os.path.relpath(rel, folder)
-                return next((e["md5"] for e in json.loads(manifest.read_text()) if e["relpath"] == inner), None)
+                entries = json.loads(manifest.read_text())
+                file = next((e["md5"] for e in entries if e["relpath"] == inner), None)
+                if file is not None:
+                    return file
+                below = [{"md5": e["md5"], "relpath": e["relpath"][len(inner) + 1:]} for e in entries
+                         if e["relpath"].startswith(inner + "/")]
+                return dir_hash(below) if below else None
     return None
 
 

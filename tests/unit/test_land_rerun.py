@@ -4,6 +4,7 @@ of this checkout (same code, params, upstream outputs), and nothing is written o
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -130,3 +131,20 @@ def test_entries_landed_together_count_as_each_others_records(tmp_path):
     with pytest.raises(LandError, match="models/a.pt is .* in the rerun, .* in this checkout's records"):
         land(here, there, "pipe/dvc.lock", ["train@b"], dry_run=True)
     assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["entries"] == ["train@a", "train@b"]
+
+
+def test_a_file_or_subfolder_of_a_recorded_folder_is_checked_through_its_cached_manifest(tmp_path):
+    """dub reads data/raw/synthetic and models/prior/checkpoint.pt, inside folders the checkout records
+    (data.dvc's data/raw): their hashes come from the folder's .dir manifest in a DVC cache."""
+    entries = [{"md5": "m1", "relpath": "synthetic/a.mp4"}, {"md5": "m2", "relpath": "synthetic/b.npz"},
+               {"md5": "m3", "relpath": "other.txt"}]
+    folder = land_rerun.dir_hash(entries)
+    manifest = tmp_path / ".dvc" / "cache" / "files" / "md5" / folder[:2] / folder[2:]
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps(entries))
+    produced = {"data/raw": folder}
+    sub = land_rerun.dir_hash([{"md5": "m1", "relpath": "a.mp4"}, {"md5": "m2", "relpath": "b.npz"}])
+    assert land_rerun.recorded_file_md5("data/raw/synthetic", produced, (tmp_path,)) == sub
+    assert land_rerun.recorded_file_md5("data/raw/other.txt", produced, (tmp_path,)) == "m3"
+    assert land_rerun.recorded_file_md5("data/raw/missing", produced, (tmp_path,)) is None
+    assert land_rerun.recorded_file_md5("models/x.pt", produced, (tmp_path,)) is None

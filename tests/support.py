@@ -51,3 +51,14 @@ def prepare_config(overrides: dict | None = None, profile: str = "default") -> d
 
 
 SMOKE_RENDERER = smoke_renderer()
+
+
+def load_benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (benchmarks are scripts, not a package), executed once."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

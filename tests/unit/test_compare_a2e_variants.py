@@ -1,19 +1,12 @@
 """benchmarks/compare_a2e_variants.py: seeds averaged per speaker, then paired with the baseline."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_a2e_variants.py"
+from support import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_a2e_variants", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("compare_a2e_variants")
 
 
 def _result(jaw: list[float], steps: int = 300) -> dict:

@@ -1,22 +1,17 @@
 """benchmarks/compare_adapt_now.py: each schedule is paired with the baseline by person and seed, at its last step."""
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_adapt_now.py"
+from support import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_adapt_now", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(SCRIPT.parent))      # the script puts benchmarks/ first to import its sibling
+    before = list(sys.path)
+    yield load_benchmark("compare_adapt_now")
+    sys.path[:] = before                     # the script puts benchmarks/ first to import its sibling
 
 
 def _cell(person: str, seed: int, variant: str, psnr_lower: float) -> dict:

@@ -200,7 +200,10 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     dvcyaml = yaml.safe_load((here / dvcfile).read_text())
     theirs = yaml.safe_load((there / lock).read_text())
     mine = yaml.safe_load((here / lock).read_text()) if (here / lock).is_file() else {"schema": "2.0", "stages": {}}
-    names = selected(theirs.get("stages", {}), stages)
+    # entries the rerun left as this checkout records them (old foreach items DVC keeps in the lock, stages
+    # not rerun) are not a rerun: nothing to land or check
+    names = [n for n in selected(theirs.get("stages", {}), stages)
+             if theirs["stages"][n] != mine.get("stages", {}).get(n)]
     missing = [s for s in stages if not selected(theirs.get("stages", {}), [s])]
     if missing:
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")

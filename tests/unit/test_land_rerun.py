@@ -72,7 +72,7 @@ def test_refuses_a_rerun_of_other_code_or_params_and_writes_nothing(tmp_path, ch
 
 def test_refuses_outputs_changed_after_the_run_and_unknown_stages(tmp_path):
     here = _workspace(tmp_path / "main")
-    there = _workspace(tmp_path / "exp")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
     (there / "metrics" / "b.json").write_text('{"psnr": 99}\n')
     with pytest.raises(LandError, match="metrics/b.json in the other workspace changed"):
         land(here, there, "pipe/dvc.lock", ["train"])
@@ -86,7 +86,7 @@ def test_upstream_outputs_are_checked_against_this_checkouts_records(tmp_path):
     """A dependency that a .dvc file (or another lock) records here is compared with that record,
     not hashed (the corpus or a model need not be in this workspace)."""
     here = _workspace(tmp_path / "main")
-    there = _workspace(tmp_path / "exp")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
     for root, md5 in ((here, "aaa.dir"), (there, "aaa.dir")):
         (root / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "data/raw"}]}))
         lock = yaml.safe_load((root / "pipe" / "dvc.lock").read_text())
@@ -148,3 +148,18 @@ def test_a_file_or_subfolder_of_a_recorded_folder_is_checked_through_its_cached_
     assert land_rerun.recorded_file_md5("data/raw/other.txt", produced, (tmp_path,)) == "m3"
     assert land_rerun.recorded_file_md5("data/raw/missing", produced, (tmp_path,)) is None
     assert land_rerun.recorded_file_md5("models/x.pt", produced, (tmp_path,)) is None
+
+
+def test_entries_the_rerun_did_not_change_are_not_landed(tmp_path):
+    """Old foreach items DVC keeps in the lock, or stages not rerun, are identical to this checkout's
+    records: they are skipped, not checked (their code may be older than this checkout's)."""
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["train@b"] = yaml.safe_load((here / "pipe" / "dvc.lock").read_text())["stages"]["train@b"]
+    (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    (here / "train.py").write_text("x = 3\n")            # this checkout's code moved on: train@b's record is old
+    with pytest.raises(LandError, match="train@a: train.py differs"):
+        land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)
+    (here / "train.py").write_text("x = 1\n")
+    assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["entries"] == ["train@a"]

@@ -73,6 +73,11 @@ def stage_wdir(dvcyaml: dict, entry_name: str) -> str:
 MISSING = object()
 
 
+def in_repo(wdir: str | Path, path: str) -> str:
+    """A lock path (relative to its stage's working directory ``wdir``) relative to the repository root."""
+    return os.path.normpath(os.path.join(wdir, path))
+
+
 def lookup(params: Any, dotted: str) -> Any:
     """``params['a']['b']`` for ``'a.b'``; MISSING when absent."""
     value = params
@@ -119,7 +124,7 @@ def recorded_outputs(root: Path) -> dict[str, str | None]:
             entries = [(file.parent, data.get("outs", []))]
         for base, outs in entries:
             for out in outs:
-                outputs[os.path.relpath(os.path.normpath(base / out["path"]), root)] = out.get("md5")
+                outputs[os.path.relpath(in_repo(base, out["path"]), root)] = out.get("md5")
     return outputs
 
 
@@ -146,13 +151,14 @@ def recorded_file_md5(rel: str, produced: dict, workspaces: tuple[Path, ...]) ->
 
 
 def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, produced: dict,
-                params_cache: dict) -> list[str]:
+                cache: dict) -> list[str]:
     """Every reason ``entry`` (paths relative to its stage's working directory ``wdir`` in ``here`` /
-    ``there``) is not a rerun of this checkout, whose recorded outputs are ``produced``; empty when it is."""
+    ``there``) is not a rerun of this checkout, whose recorded outputs are ``produced``; empty when it is.
+    ``cache`` keeps what one call reads here (hashes, params files): entries share most dependencies."""
     problems = []
     for dep in entry.get("deps", []):
         path, recorded = dep["path"], dep.get("md5")
-        rel = os.path.normpath(os.path.join(wdir, path))
+        rel = in_repo(wdir, path)
         if recorded is None:
             continue
         if rel in produced:       # an output of one of this checkout's stages (or a .dvc file): its record
@@ -167,14 +173,18 @@ def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, prod
             elif inside != recorded:
                 problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {inside} in this checkout's "
                                 "records (rerun on other upstream outputs)")
-        elif (md5_dir(here / rel) if recorded.endswith(".dir") else md5_file(here / rel)) != recorded:
-            problems.append(f"{name}: {path} differs from the rerun's (other code, settings or data)")
+        else:
+            key = ("md5", rel, recorded.endswith(".dir"))            # hashed as DVC recorded it: folder or file
+            if key not in cache:
+                cache[key] = md5_dir(here / rel) if key[2] else md5_file(here / rel)
+            if cache[key] != recorded:
+                problems.append(f"{name}: {path} differs from the rerun's (other code, settings or data)")
     for file, values in (entry.get("params") or {}).items():
-        rel = os.path.normpath(os.path.join(wdir, file))
-        if rel not in params_cache:
-            params_cache[rel] = yaml.safe_load((here / rel).read_text()) if (here / rel).is_file() else None
+        rel = in_repo(wdir, file)
+        if ("params", rel) not in cache:
+            cache["params", rel] = yaml.safe_load((here / rel).read_text()) if (here / rel).is_file() else None
         for key, value in values.items():
-            current = lookup(params_cache[rel], key)
+            current = lookup(cache["params", rel], key)
             if current is MISSING:
                 problems.append(f"{name}: parameter {key} of {file} is missing in this checkout")
             elif current != value:
@@ -207,18 +217,18 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     missing = [s for s in stages if not selected(theirs.get("stages", {}), [s])]
     if missing:
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
-    problems, copies, params_cache = [], [], {}
+    problems, copies, cache = [], [], {}
     produced = recorded_outputs(here)
     wdirs = {name: os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)) for name in names}
     for name in names:          # what lands together is checked against itself: prepare + train_prior in one call
-        produced.update({os.path.normpath(os.path.join(wdirs[name], o["path"])): o.get("md5")
+        produced.update({in_repo(wdirs[name], o["path"]): o.get("md5")
                          for o in theirs["stages"][name].get("outs", [])})
     for name in names:
         entry = theirs["stages"][name]
         wdir = wdirs[name]
-        problems += check_entry(name, entry, here, there, wdir, produced, params_cache)
+        problems += check_entry(name, entry, here, there, wdir, produced, cache)
         for out in entry.get("outs", []):
-            relative = os.path.normpath(os.path.join(wdir, out["path"]))
+            relative = in_repo(wdir, out["path"])
             if (there / relative).is_file() and git_tracked(here, relative):
                 copies.append((there / relative, here / relative))
     if problems:

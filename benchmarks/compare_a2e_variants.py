@@ -35,7 +35,7 @@ import torch
 from deadlib.audio2expr.crossval import cross_validate, override
 from deadlib.audio2expr.stage import a2e_settings
 from deadlib.core.files import write_json
-from deadlib.core.intervals import mean_ci
+from deadlib.core.intervals import paired_summary
 from deadlib.tools.machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,13 +56,10 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return name, rest.split(",") if rest else []
 
 
-def paired(base: list[dict], other: list[dict], key: str) -> dict:
+def paired(base: list[dict], other: list[dict], key: str) -> dict | None:
     """Per-speaker ``other - base`` of ``key``: mean, 95 % half-width, speakers better (higher)."""
     by_name = {p["name"]: p[key] for p in base}
-    diff = np.array([p[key] - by_name[p["name"]] for p in other if p["name"] in by_name])
-    half = mean_ci(diff)[1]
-    return {"mean": float(diff.mean()), "ci95": float("nan") if half is None else float(half),
-            "higher": int((diff > 0).sum()), "n": int(len(diff))}
+    return paired_summary([p[key] - by_name[p["name"]] for p in other if p["name"] in by_name])
 
 
 def run_one(cache_root: Path, settings: dict, assignments: list[str], folds: int, path: Path) -> dict:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from deadlib.core.config import load_params
-from deadlib.core.intervals import mean_ci
+from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.model.texture import TEXTURE_INITS
 from deadlib.tools.machine import describe
 
@@ -60,10 +60,7 @@ def paired(cells: list[dict], base: str, other: str, key: str) -> dict | None:
     final = {(c["identity"], c["seed"], c["variant"]): c["val_final"].get(key) for c in cells}
     diff = [final[(p, s, other)] - final[(p, s, base)] for (p, s, v) in final
             if v == other and final.get((p, s, base)) is not None and final[(p, s, other)] is not None]
-    if not diff:
-        return None
-    mean, half = mean_ci(diff)
-    return {"mean": mean, "ci95": half, "higher": sum(d > 0 for d in diff), "n": len(diff)}
+    return paired_summary(diff)
 
 
 def run(corpus: str, n_frames: int, variants: list[tuple[str, int]], seeds: list[int], val_windows: int,

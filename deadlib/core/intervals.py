@@ -24,3 +24,16 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float | None,
 
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values))
     return mean, float(half)
+
+
+def paired_summary(differences: Sequence[float]) -> dict | None:
+    """Paired ``other − base`` differences → mean, 95 % half-width (None below 2), count higher, n.
+
+    None when there is no pair at all. Callers build the differences from their own pairing
+    (per person and seed, per speaker); this keeps the summary the same everywhere.
+    """
+    differences = [float(d) for d in differences if d is not None and math.isfinite(d)]
+    if not differences:
+        return None
+    mean, half = mean_ci(differences)
+    return {"mean": mean, "ci95": half, "higher": sum(d > 0 for d in differences), "n": len(differences)}

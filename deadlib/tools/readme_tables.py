@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def _fmt(value: Any) -> str:
                                                               and abs(value) >= 1):
         return str(int(value))
     return f"{value:.4g}"
+
+
+def _fmt_paired(d: dict | None, absent: str = "—") -> str:
+    """A paired difference from ``deadlib.core.intervals.paired_summary``: mean ± 95 % (pairs higher / pairs)."""
+    if d is None:
+        return absent
+    half = d["ci95"]
+    spread = "" if half is None or not math.isfinite(half) else f" ± {half:.3f}"
+    return f"{d['mean']:+.3f}{spread} ({d['higher']}/{d['n']})"
 
 
 def _source(*paths: str) -> str:
@@ -428,14 +438,8 @@ def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n
     val_keys = list(next(iter(r["variants"].values()))["val_final"])
     test_keys = list(next(iter(r["variants"].values()))["test"])
 
-    def diff(d: dict | None) -> str:
-        if d is None:
-            return "baseline"
-        return f"{d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})" if d["ci95"] is not None \
-            else f"{d['mean']:+.3f} ({d['higher']}/{d['n']})"
-
     rows = [[name, v["init"], str(v["steps"]), *[_fmt(v["val_final"][k]) for k in val_keys],
-             *[diff(v["vs_baseline"][k] if v["vs_baseline"] else None) for k in val_keys],
+             *[_fmt_paired(v["vs_baseline"][k], "—") if v["vs_baseline"] else "baseline" for k in val_keys],
              *[_fmt(v["test"][k]) for k in test_keys], _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
     seeds = ", ".join(str(s) for s in r["seeds"])
     return (markdown_table(["variant", "texture start", "steps", *[f"val {k}" for k in val_keys],
@@ -458,12 +462,9 @@ def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_
         return f"_`{path}` does not exist yet: run `benchmarks/compare_a2e_variants.py`._\n"
     r = json.loads(file.read_text())
 
-    def diff(d: dict | None) -> str:
-        return "—" if d is None else f"{d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})"
-
     rows = [[name, ", ".join(f"`{a}`" for a in v["assignments"]) or "params.yaml when run", _fmt(v["mean_jaw_corr"]),
              " / ".join(_fmt(x) for x in v.get("per_seed_jaw_corr", [])) or "—",
-             diff(v.get("jaw_corr_vs_baseline")), _fmt(v["mean_lve_mm"]), diff(v.get("lve_mm_vs_baseline")),
+             _fmt_paired(v.get("jaw_corr_vs_baseline")), _fmt(v["mean_lve_mm"]), _fmt_paired(v.get("lve_mm_vs_baseline")),
              ", ".join(str(s) for s in v["best_steps"]), _fmt(v["seconds"])] for name, v in r["variants"].items()]
     seeds = r.get("seeds", 1)
     return (markdown_table(["variant", "overrides", "jaw r", "jaw r per seed",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from deadlib.core.config import ConfigError, stage_config
-from deadlib.core.intervals import mean_ci
+from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.eval.evaluate import write_metrics
 from deadlib.eval.study import (
     STYLE_COLUMNS,
@@ -175,3 +175,11 @@ def test_size_grid_rows_baseline_ours_truth(tmp_path):
     assert grid[0, 16, 0] == 255                                             # N=50 not evaluated: blank
     with pytest.raises(FileNotFoundError):
         size_grid(tmp_path, "nobody", [25])
+
+
+def test_paired_summary_counts_the_higher_pairs_and_drops_missing_ones():
+    d = paired_summary([0.5, -1.0, 0.3, None, float("nan")])
+    assert d["n"] == 3 and d["higher"] == 2
+    assert d["mean"] == pytest.approx(-0.2 / 3) and d["ci95"] == pytest.approx(mean_ci([0.5, -1.0, 0.3])[1])
+    assert paired_summary([0.2]) == {"mean": 0.2, "ci95": None, "higher": 1, "n": 1}
+    assert paired_summary([]) is None and paired_summary([None]) is None

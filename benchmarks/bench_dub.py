@@ -15,6 +15,12 @@ audio2expr, rasterise (face3d.raster_maps), render (renderer forward), blend (pa
 params.yaml; each prepares its own cache first), so the engines are compared in the same run; the
 first engine listed is the one the floor and the goal ratios are read on.
 
+``--render-dtypes float32 bfloat16`` dubs once per renderer precision (``dub.render_dtype``) as well,
+and prints the PSNR of each output video against the first one's. Always printed: the **renderer
+forward** alone on the profile's batch of random inputs, in the training form (StyleGAN2's fused
+grouped convolution), the inference form the dub uses (deadlib.model.inference) and that form in
+bfloat16 — ms per frame, the ratio to the training form, and the PSNR of each output against it.
+
 Same-run baselines (issue 18, goal 2): the **I/O floor** — decoding the same video and encoding the
 same number of frames with the dub's encoder settings and audio, nothing in between — timed right
 after the dub; the dub's steady-state frames/s is printed as a ratio to it and to the 50 frames/s
@@ -42,6 +48,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -50,6 +57,7 @@ from deadlib.core.config import load_params, stage_config
 from deadlib.data.face3d import RASTER_ENGINES, ExpressionBasis
 from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_video
 from deadlib.dub.dubbing import dub
+from deadlib.model.inference import RENDER_DTYPES
 from deadlib.model.renderer import RendererConfig
 from deadlib.synth.generate import SynthSettings, generate_corpus
 from deadlib.tools.machine import describe
@@ -83,6 +91,44 @@ def engine_params(root: Path, engine: str) -> Path:
     path = root / f"params_{engine}.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def render_forward(profile: str, batch: int, reps: int = 6) -> dict:
+    """ms per output frame of the renderer forward: training form, inference form (float32, bfloat16)."""
+    from deadlib.model.inference import freeze_for_inference, render_precision
+    from deadlib.model.renderer import Renderer, dummy_inputs
+
+    torch.manual_seed(0)
+    cfg = RendererConfig.from_dict(stage_config("renderer", profile))
+    trained = Renderer(cfg).eval()
+    with torch.no_grad():   # styles away from their initial 1 and non-zero biases, as after training
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    frozen, inputs = freeze_for_inference(trained), dummy_inputs(cfg, batch)
+    forms = {"training form (grouped)": (trained, "float32"), "inference form, float32": (frozen, "float32"),
+             "inference form, bfloat16": (frozen, "bfloat16")}
+    rows, reference = {}, None
+    for label, (model, dtype) in forms.items():
+        with torch.inference_mode(), render_precision(dtype, "cpu"):
+            out = model(*inputs)                                  # warm-up (oneDNN primitive creation)
+            t = time.perf_counter()
+            for _ in range(reps):
+                out = model(*inputs)
+            ms = 1000 * (time.perf_counter() - t) / reps / (batch * cfg.window)
+        out = out.float()
+        reference = out if reference is None else reference
+        mse = float((out - reference).pow(2).mean())
+        rows[label] = {"ms_per_frame": ms, "psnr_vs_training_form": None if mse == 0 else 10 * np.log10(4 / mse)}
+    return rows
+
+
+def video_psnr(a: Path, b: Path) -> float:
+    """PSNR (dB) of video ``b`` against ``a`` over all their frames."""
+    sq, count = 0.0, 0
+    for fa, fb in zip(iter_frames(a, fps=FPS), iter_frames(b, fps=FPS)):
+        sq += float(((fa.astype(np.float64) - fb) ** 2).sum())
+        count += fa.size
+    return float("inf") if sq == 0 else 10 * np.log10(255 ** 2 * count / sq)
 
 
 def io_floor(video: Path, audio: Path, n_frames: int, out: Path, profile: str) -> float:
@@ -137,7 +183,6 @@ sys.exit(rc)
 def long_clip(source: Path, out: Path, seconds: float, height: int) -> None:
     """``source`` looped to ``seconds`` (frames and sound), scaled to ``height`` and padded to 16:9 (streamed)."""
     import cv2
-    import numpy as np
 
     frames = list(iter_frames(source, fps=FPS))  # the short clip only
     sound = read_audio(source, SAMPLE_RATE)
@@ -188,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--engines", nargs="+", default=["bbox"], choices=RASTER_ENGINES,
                     help="rasterisers to dub with, in the same run (prepare.raster.engine)")
+    ap.add_argument("--render-dtypes", nargs="+", default=["float32"], choices=RENDER_DTYPES,
+                    help="renderer precisions to dub with, in the same run (dub.render_dtype)")
     ap.add_argument("--memory-seconds", type=float, nargs="*", default=[],
                     help="also dub the clip looped to these lengths (s) at --memory-height and report peak RSS")
     ap.add_argument("--memory-height", type=int, default=1080)
@@ -197,14 +244,21 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_dub_") as tmp:
         root = Path(tmp)
         world = build(root, args.profile, args.seconds, args.size)
-        runs = []
-        for engine in args.engines:
+        runs, outputs = [], {}
+        variants = [(engine, dtype) for engine in args.engines for dtype in args.render_dtypes]
+        for engine, dtype in variants:
             params = engine_params(root, engine)
+            tag = ", ".join(([engine] if len(args.engines) > 1 else []) + ([dtype] if len(args.render_dtypes) > 1 else []))
+            out = root / f"out_{engine}_{dtype}.mp4"
             for label in ("first (prepares)", "steady state"):
                 result = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", root / "actor",
-                             root / "out.mp4", profile=args.profile, params_path=params, name="synth_h00",
-                             device=args.device, progress=False, overrides=world["overrides"])
-                runs.append((f"{label}, {engine}" if len(args.engines) > 1 else label, result))
+                             out, profile=args.profile, params_path=params, name="synth_h00",
+                             device=args.device, progress=False, overrides={**world["overrides"], "render_dtype": dtype})
+                runs.append((f"{label}, {tag}" if tag else label, result))
+            outputs[tag or "dub"] = out
+        first_out = next(iter(outputs.values()))
+        output_psnr = {tag: video_psnr(first_out, path) for tag, path in list(outputs.items())[1:]}
+        forward = render_forward(args.profile, int(stage_config("dub", args.profile)["batch"]))
         floor_s = io_floor(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", result.n_frames,
                            root / "floor.mp4", args.profile)
         memory = memory_runs(root, world, args.profile, args.memory_seconds, args.memory_height, args.threads)
@@ -225,10 +279,19 @@ def main(argv: list[str] | None = None) -> dict:
     steady_label, steady_result = runs[1]   # the first engine's steady state
     dubbing = sum(steady_result.timings.get(s, 0.0) for s in STAGES)
     print(f"{steady_label} without prepare/load: {steady_result.n_frames / dubbing:.2f} frames/s")
-    if len(args.engines) > 1:
-        other_label = runs[3][0]
+    for other_label, _ in runs[3::2]:
         print(f"{steady_label} / {other_label}: {report[steady_label]['frames_per_s'] / report[other_label]['frames_per_s']:.2f}x "
               "frames/s (same run)")
+    for tag, value in output_psnr.items():
+        print(f"output video {tag} vs {next(iter(outputs))}: PSNR {value:.2f} dB over all frames")
+    report["output_psnr_db"] = output_psnr
+    base_ms = next(iter(forward.values()))["ms_per_frame"]
+    print(f"\nrenderer forward alone (batch {stage_config('dub', args.profile)['batch']} windows, random inputs, same run):")
+    for label, row in forward.items():
+        psnr = "identical" if row["psnr_vs_training_form"] is None else f"PSNR {row['psnr_vs_training_form']:.1f} dB"
+        print(f"  {label:<28}{row['ms_per_frame']:8.2f} ms/frame  {base_ms / row['ms_per_frame']:5.2f}x the training form  "
+              f"output vs training form: {psnr}")
+    report["render_forward"] = forward
     floor_fps, steady_fps = result.n_frames / floor_s, report[steady_label]["frames_per_s"]
     print(f"I/O floor (decode + encode of the same {result.n_frames} frames, same run): {floor_fps:.1f} frames/s; "
           f"dub steady state / I/O floor = {steady_fps / floor_fps:.3f}; vs the 50 frames/s goal: {steady_fps / 50:.2f}x")

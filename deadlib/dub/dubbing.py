@@ -78,6 +78,7 @@ from deadlib.dub.render import (
     mouth_blend,
     replace_mouth,
 )
+from deadlib.model.inference import RENDER_DTYPES, freeze_for_inference
 from deadlib.model.renderer import RendererConfig
 from deadlib.train.loop import TrainConfig, load_checkpoint
 
@@ -90,7 +91,8 @@ def dub_settings(profile: str | None = None, params_path: str | os.PathLike | No
     """Effective ``dub`` settings under ``profile`` (params.yaml's section) deep-merged with
     ``overrides``; an override params.yaml's section does not have raises."""
     dub_cfg = merge_overrides("dub", stage_config("dub", profile, params=params, params_path=params_path), overrides)
-    for key, allowed in (("shorter", SHORTER), ("mask", MASK_MODES), ("mouth_blend", MOUTH_BLENDS)):
+    for key, allowed in (("shorter", SHORTER), ("mask", MASK_MODES), ("mouth_blend", MOUTH_BLENDS),
+                         ("render_dtype", RENDER_DTYPES)):
         if dub_cfg[key] not in allowed:
             raise ConfigError(f"dub.{key} must be one of {allowed}, got {dub_cfg[key]!r}")
     if dub_cfg["blend"]["method"] not in METHODS:
@@ -249,7 +251,7 @@ def dub(video: str | os.PathLike, audio: str | os.PathLike, identity: str | os.P
     dev = resolve_device(device or dub_cfg.get("device") or "auto")
     state = load_checkpoint(ckpt_path, dev, TrainConfig(renderer=plan.renderer_cfg), restore_rng=False,
                             load_optimizers=False)
-    state.renderer.eval()
+    state.renderer = freeze_for_inference(state.renderer)  # same function, cheaper at inference
     model = plan.a2e if style_path is None else load_style(style_path, plan.a2e)[0]
     cache = load_cache(folder)
     # the dub needs the fit, not the tracked landmarks (2 × (N, 478, 3) float32, 11 kB a frame)

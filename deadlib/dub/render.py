@@ -52,6 +52,7 @@ from deadlib.data.crop import crop_frame, map_points
 from deadlib.data.facemesh import load_topology
 from deadlib.data.video import iter_frames, probe_video
 from deadlib.dub.inputs import DubError
+from deadlib.model.inference import render_precision
 from deadlib.model.renderer import to_uint8
 
 MASK_MODES = ("union", "new")
@@ -135,12 +136,14 @@ def reference_frames(crops: np.ndarray, valid: np.ndarray, n_refs: int) -> torch
 
 @torch.no_grad()
 def render_windows(state, identity: str, crops: np.ndarray, uv: np.ndarray, new_lower: np.ndarray,
-                   mask: np.ndarray, mel: np.ndarray, refs: torch.Tensor, batch: int = 4) -> np.ndarray:
+                   mask: np.ndarray, mel: np.ndarray, refs: torch.Tensor, batch: int = 4,
+                   dtype: str = "float32") -> np.ndarray:
     """Render n frames in windows of T → uint8 (n, S, S, 3).
 
     crops (n, S, S, 3) uint8 video crops; uv (n, S, S, 2); new_lower (n, S, S) bool, where texels
     are sampled; mask (n, S, S) bool, the renderer's mask; mel (n, 16, 80) windows of the new
-    audio; refs (R, 3, S, S). The last window is padded by repeating its last frame.
+    audio; refs (R, 3, S, S). The last window is padded by repeating its last frame. ``dtype``:
+    the renderer's autocast precision (params ``dub.render_dtype``, deadlib.model.inference).
     """
     t = state.cfg.renderer.window
     n = len(crops)
@@ -157,8 +160,9 @@ def render_windows(state, identity: str, crops: np.ndarray, uv: np.ndarray, new_
         texels = state.bank([identity] * len(ids), uv_t, lower)  # (B, T, C, S, S)
         mel_t = torch.from_numpy(mel[ids]).float().transpose(-1, -2).to(device)  # (B, T, 80, 16)
         ref = refs.to(device).expand(len(ids), -1, -1, -1, -1)  # (B, R, 3, S, S)
-        pred = state.renderer(frames * (1 - m), texels, m, ref, mel_t)  # (B, T, 3, S, S)
-        rendered = to_uint8(pred)
+        with render_precision(dtype, device):
+            pred = state.renderer(frames * (1 - m), texels, m, ref, mel_t)  # (B, T, 3, S, S)
+        rendered = to_uint8(pred.float())
         for row, frame_ids in zip(rendered, ids):
             out[frame_ids] = row  # padded repeats write the same frame again
     return out
@@ -392,7 +396,7 @@ class ChunkDubber:
         self.timings["rasterise"] += time.perf_counter() - t
         t = time.perf_counter()
         crops = render_windows(self.state, self.identity, self.crops[src], uv, new_lower, mask,
-                               self.mel[ids], self.refs, int(self.dub_cfg["batch"]))
+                               self.mel[ids], self.refs, int(self.dub_cfg["batch"]), self.dub_cfg["render_dtype"])
         self.timings["render"] += time.perf_counter() - t
         t = time.perf_counter()
         pmask = paste_mask(mask, int(round(float(self.dub_cfg["blend"]["feather"]) * self.resolution)))

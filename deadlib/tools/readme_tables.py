@@ -475,6 +475,28 @@ def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_
             f"interval; {r['machine']}. " + _source(path))
 
 
+def style_loss_block(root: Path, path: str = "benchmarks/results/style_loss_real.json") -> str:
+    """benchmarks/compare_style_loss.py: offline stand-ins for the VGG term, scored on the held-out
+    people's validation spans (region PSNR/SSIM, mouth sharpness ratio), paired with 'none'."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_style_loss.py`._\n"
+    r = json.loads(file.read_text())
+    names = list(r["variants"])
+    keys = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "mouth_sharpness_ratio")
+    rows = [[name, _fmt(v["term_over_l1"]), *[_fmt(v[k]) for k in keys],
+             *[_fmt_paired(v[f"vs_{names[0]}"][k]) if f"vs_{names[0]}" in v else "—" for k in keys],
+             _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
+    seeds = ", ".join(str(s) for s in r["seeds"])
+    return (markdown_table(["variant", "term / L1", *[f"val {k}" for k in keys],
+                            *[f"val {k} − {names[0]} (higher)" for k in keys], "train s"], rows)
+            + f"\n{r['corpus']} held-out people, the Ours cell on their first {r['n_frames']} frames for "
+            f"{r['steps']} steps (no early stopping), seed{'s' if len(r['seeds']) > 1 else ''} {seeds}, "
+            f"lambda_vgg {r['lambda_vgg']:g}; every score on each person's whole validation span (the test part is "
+            f"not read); differences paired by person and seed with a 95 % Student-t interval; {r['machine']}. "
+            + _source(path))
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -503,6 +525,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "texture_init": texture_init_block,
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
+    "style_loss": style_loss_block,
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "pipeline_status": pipeline_status,

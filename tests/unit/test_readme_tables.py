@@ -109,3 +109,17 @@ def test_study_status_counts_the_cells_params_ask_for(tmp_path):
     for name in ("scratch_a1_n100_s1", "prior_a1_n100_s0", "scratch_a1_n100_s0", "prior_a1_n25_s1", "scratch_a1_n25_s1"):
         (folder / f"{name}.json").write_text("{}")
     assert "**complete**" in readme_tables.study_status(tmp_path, ablations=False)
+
+
+def test_style_loss_block_pairs_each_stand_in_with_none(tmp_path):
+    scores = {"psnr_lower": 24.0, "ssim_lower": 0.7, "psnr_mouth": 23.0, "ssim_mouth": 0.6, "mouth_sharpness_ratio": 0.3}
+    paired = {k: {"mean": 0.25, "ci95": 0.5, "higher": 2, "n": 3} for k in scores}
+    result = {"corpus": "real", "n_frames": 100, "steps": 100, "seeds": [0], "lambda_vgg": 1.0, "machine": "m",
+              "variants": {"none": {**scores, "term_over_l1": None, "train_seconds": 90.0},
+                           "grad_l1": {**scores, "term_over_l1": 1.8, "train_seconds": 95.0, "vs_none": paired}}}
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    assert "does not exist yet" in readme_tables.style_loss_block(tmp_path)
+    (tmp_path / "benchmarks" / "results" / "style_loss_real.json").write_text(json.dumps(result))
+    text = readme_tables.style_loss_block(tmp_path)
+    assert "| grad_l1 | 1.8 | 24 | 0.7 |" in text and "+0.250 ± 0.500 (2/3)" in text
+    assert text.count("| none | — |") == 1 and "val mouth_sharpness_ratio − none (higher)" in text

@@ -20,7 +20,9 @@ A dependency that is an output this checkout records (in any ``dvc.lock`` or ``.
 data, models, the corpus) must have the hash that record gives it — a rerun downstream of another
 record lands after that record (land ``dvc.lock``'s stages before ``real/dvc.lock``'s that read them);
 entries landed in the same call count as this checkout's records for each other. Any other
-dependency is hashed here as DVC hashes it (files, and folders by their ``.dir`` hash).
+dependency is hashed here as DVC hashes it (files, and folders by their ``.dir`` hash); a folder that
+gathers other stages' outputs (``metrics/adapt`` for ``evaluate``: git-tracked metrics beside cached
+sidecars) matches when each of its files in the rerun is this checkout's file or an output it records.
 Nothing is written when a check fails (``--dry-run``: check and report only).
 """
 
@@ -150,6 +152,26 @@ def recorded_file_md5(rel: str, produced: dict, workspaces: tuple[Path, ...]) ->
     return None
 
 
+def composed_dir_matches(rel: str, recorded: str, here: Path, there: Path, produced: dict) -> bool:
+    """Whether the folder dependency ``rel`` — one that gathers other stages' outputs, e.g. an
+    ``evaluate`` stage's ``metrics/adapt`` with each cell's cached ``.reasons.json`` beside its git-tracked
+    metrics — is what this checkout holds: the rerun's folder has the ``recorded`` hash, and each of its
+    files is either a file of this checkout (byte-identical, e.g. a landed metrics file) or an output this
+    checkout records with that file's md5; and no git-tracked file here is missing from it."""
+    folder = there / rel
+    if not folder.is_dir() or md5_dir(folder) != recorded:
+        return False
+    theirs = {f.relative_to(there).as_posix(): f for f in folder.rglob("*") if f.is_file()}
+    for inner, file in theirs.items():
+        md5 = md5_file(file)
+        if (here / inner).is_file() and md5_file(here / inner) == md5:
+            continue
+        if produced.get(inner) != md5 and recorded_file_md5(inner, produced, (here, there)) != md5:
+            return False
+    listed = subprocess.run(["git", "-C", str(here), "ls-files", "--", rel], capture_output=True, text=True).stdout.split()
+    return all(path in theirs for path in listed)
+
+
 def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, produced: dict,
                 cache: dict) -> list[str]:
     """Every reason ``entry`` (paths relative to its stage's working directory ``wdir`` in ``here`` /
@@ -177,7 +199,7 @@ def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, prod
             key = ("md5", rel, recorded.endswith(".dir"))            # hashed as DVC recorded it: folder or file
             if key not in cache:
                 cache[key] = md5_dir(here / rel) if key[2] else md5_file(here / rel)
-            if cache[key] != recorded:
+            if cache[key] != recorded and not (key[2] and composed_dir_matches(rel, recorded, here, there, produced)):
                 problems.append(f"{name}: {path} differs from the rerun's (other code, settings or data)")
     for file, values in (entry.get("params") or {}).items():
         rel = in_repo(wdir, file)

@@ -163,3 +163,35 @@ def test_entries_the_rerun_did_not_change_are_not_landed(tmp_path):
         land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)
     (here / "train.py").write_text("x = 1\n")
     assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["entries"] == ["train@a"]
+
+
+def _add_summary_stage(root: Path) -> None:
+    """A stage reading the folder `models`, which gathers the train outputs (as evaluate reads metrics/adapt)."""
+    dvcyaml = yaml.safe_load((root / "pipe" / "dvc.yaml").read_text())
+    dvcyaml["stages"]["summary"] = {"wdir": "..", "cmd": "python summary.py", "deps": ["models"]}
+    (root / "pipe" / "dvc.yaml").write_text(yaml.safe_dump(dvcyaml))
+
+
+def test_a_folder_of_other_stages_outputs_matches_through_their_records(tmp_path):
+    here, there = _workspace(tmp_path / "main"), _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    for root in (here, there):
+        _add_summary_stage(root)
+    (there / "models" / "a.pt").write_bytes(b"A" * 10)               # the rerun's model; this workspace keeps the old
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["train@a"]["outs"][0]["md5"] = _md5(there / "models" / "a.pt")
+
+    def record_summary():
+        lock["stages"]["summary"] = {"cmd": "python summary.py", "deps": [
+            {"path": "models", "hash": "md5", "md5": land_rerun.md5_dir(there / "models")}]}
+        (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+
+    record_summary()
+    with pytest.raises(LandError, match="models differs"):            # train's new record is not here yet
+        land(here, there, "pipe/dvc.lock", ["summary"])
+    land(here, there, "pipe/dvc.lock", ["train"])
+    subprocess.run(["git", "-C", str(here), "add", "-A"], check=True)   # the lock is read as git tracks it
+    assert land(here, there, "pipe/dvc.lock", ["summary"])["entries"] == ["summary"]
+    (there / "models" / "stray.pt").write_bytes(b"?")                  # a file no record accounts for
+    record_summary()
+    with pytest.raises(LandError, match="models differs"):
+        land(here, there, "pipe/dvc.lock", ["summary"])

@@ -124,12 +124,10 @@ def relative_gram_loss(net: nn.Module, pred: torch.Tensor, target: torch.Tensor)
 
 def install(variant: str) -> None:
     """Point deadlib.train.loop's VGG loader (and, for grad_l1, its style loss) at ``variant``'s stand-in."""
-    original_style = getattr(install, "_style", None) or train_loop.vgg_style_loss
-    install._style = original_style
-    if variant == "none":
+    if variant == "none":      # the loader fails, so setup_vgg turns the term off and the style loss is never called
         def unavailable(*_a, **_k):
             raise train_loop.WeightsUnavailable("compare_style_loss: variant 'none' trains without the term")
-        train_loop.load_vgg19_features, train_loop.vgg_style_loss = unavailable, original_style
+        train_loop.load_vgg19_features = unavailable
     elif variant == "random_vgg":
         train_loop.load_vgg19_features = lambda *a, **k: RandomShallowVGG().to(_device(a, k))
         train_loop.vgg_style_loss = relative_gram_loss

@@ -159,14 +159,15 @@ def composed_dir_matches(rel: str, recorded: str, here: Path, there: Path, produ
     files is either a file of this checkout (byte-identical, e.g. a landed metrics file) or an output this
     checkout records with that file's md5; and no git-tracked file here is missing from it."""
     folder = there / rel
-    if not folder.is_dir() or md5_dir(folder) != recorded:
+    if not folder.is_dir():
         return False
-    theirs = {f.relative_to(there).as_posix(): f for f in folder.rglob("*") if f.is_file()}
-    for inner, file in theirs.items():
-        md5 = md5_file(file)
-        if (here / inner).is_file() and md5_file(here / inner) == md5:
+    theirs = {f.relative_to(there).as_posix(): md5_file(f) for f in folder.rglob("*") if f.is_file()}  # each file hashed once
+    if dir_hash([{"md5": md5, "relpath": os.path.relpath(inner, rel)} for inner, md5 in theirs.items()]) != recorded:
+        return False
+    for inner, md5 in theirs.items():   # the records first: hashing this checkout's copy is the costly check
+        if produced.get(inner) == md5 or recorded_file_md5(inner, produced, (here, there)) == md5:
             continue
-        if produced.get(inner) != md5 and recorded_file_md5(inner, produced, (here, there)) != md5:
+        if not ((here / inner).is_file() and md5_file(here / inner) == md5):
             return False
     listed = subprocess.run(["git", "-C", str(here), "ls-files", "--", rel], capture_output=True, text=True).stdout.split()
     return all(path in theirs for path in listed)

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deadlib.core.config import stage_config
-from deadlib.model.generator import ModulatedConv2d
+from deadlib.dub.render import paste_mask
+from deadlib.model.audio_encoder import AudioResBlock
+from deadlib.model.generator import (
+    EqualConv2d,
+    EqualLinear,
+    ModulatedConv2d,
+    StyledConv,
+    ToRGB,
+)
 from deadlib.model.inference import (
+    FROZEN_FORMS,
     FrozenModulatedConv2d,
     freeze_for_inference,
+    freeze_module,
+    masked_texels,
     render_precision,
 )
 from deadlib.model.renderer import Renderer, RendererConfig, dummy_inputs
+from deadlib.model.texture import NeuralTexture
 
 
 def _trained_like_renderer() -> Renderer:
@@ -38,6 +54,44 @@ def test_frozen_modulated_conv_equals_the_fused_one(demodulate, upsample, kernel
     assert torch.allclose(frozen, fused, atol=1e-5, rtol=1e-4)
 
 
+def _perturbed(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every parameter moved off its initial value (zero biases hide folding errors)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return module.eval()
+
+
+LAYERS = {  # name → (training-form layer, its inputs)
+    "equal_conv_act": (lambda: EqualConv2d(4, 6, 3), lambda: (torch.randn(2, 4, 8, 8),)),
+    "equal_conv_plain": (lambda: EqualConv2d(4, 6, 1, bias=False, activate=False), lambda: (torch.randn(2, 4, 8, 8),)),
+    "equal_conv_strided": (lambda: EqualConv2d(4, 6, 3, stride=(2, 1)), lambda: (torch.randn(2, 4, 8, 8),)),
+    "equal_linear_act": (lambda: EqualLinear(5, 7, activate=True), lambda: (torch.randn(3, 5),)),
+    "equal_linear": (lambda: EqualLinear(5, 7, bias_init=1.0), lambda: (torch.randn(3, 5),)),
+    "styled_conv": (lambda: StyledConv(4, 6, 8), lambda: (torch.randn(2, 4, 8, 8), torch.randn(2, 8))),
+    "styled_conv_up": (lambda: StyledConv(4, 6, 8, upsample=True), lambda: (torch.randn(2, 4, 8, 8), torch.randn(2, 8))),
+    "to_rgb_skip": (lambda: ToRGB(4, 8), lambda: (torch.randn(2, 4, 8, 8), torch.randn(2, 8), torch.randn(2, 3, 4, 4))),
+    "audio_res_block": (lambda: AudioResBlock(4, 6, (2, 1)), lambda: (torch.randn(2, 4, 8, 8),)),
+    "audio_res_block_identity": (lambda: AudioResBlock(4, 4), lambda: (torch.randn(2, 4, 8, 8),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_each_frozen_form_computes_the_training_form(name):
+    torch.manual_seed(2)
+    make, inputs = LAYERS[name]
+    layer = _perturbed(make())
+    frozen = freeze_module(copy.deepcopy(layer))                     # freeze_module converts in place
+    args = inputs()
+    originals = [a.clone() for a in args]
+    with torch.no_grad():
+        reference, out = layer(*args), frozen(*args)
+    assert type(frozen) is FROZEN_FORMS[type(layer)]
+    assert out.shape == reference.shape
+    assert torch.allclose(out, reference, atol=1e-5, rtol=1e-4), (out - reference).abs().max()
+    assert all(torch.equal(a, b) for a, b in zip(args, originals))    # in-place steps never touch the inputs
+
+
 def test_frozen_renderer_matches_and_leaves_the_model_alone():
     renderer = _trained_like_renderer()
     frozen = freeze_for_inference(renderer)
@@ -45,7 +99,7 @@ def test_frozen_renderer_matches_and_leaves_the_model_alone():
     with torch.no_grad():
         reference, out = renderer(*inputs), frozen(*inputs)
     assert (out - reference).abs().max() < 1e-4
-    assert not any(isinstance(m, ModulatedConv2d) for m in frozen.modules())
+    assert not any(type(m) in FROZEN_FORMS for m in frozen.modules())      # every layer in its frozen form
     assert any(isinstance(m, ModulatedConv2d) for m in renderer.modules())      # the original is untouched
     assert not any(p.requires_grad for p in frozen.parameters()) and not frozen.training
 
@@ -61,3 +115,25 @@ def test_bfloat16_rounds_but_does_not_change_the_picture():
     assert 0 < mse and 10 * torch.log10(4 / mse) > 35          # PSNR on [-1, 1]: rounding, not a different image
     with pytest.raises(ValueError, match="render dtype"):
         render_precision("float16", "cpu")
+
+
+def test_paste_mask_grows_the_mask_by_a_square():
+    rng = np.random.default_rng(0)
+    mask = rng.random((3, 20, 20)) > 0.97                             # scattered single pixels
+    grown = paste_mask(mask, 2)
+    square = F.max_pool2d(torch.from_numpy(mask.astype(np.float32))[:, None], 5, stride=1, padding=2)[:, 0].numpy()
+    assert np.array_equal(grown, square) and grown.sum() > mask.sum()
+    assert np.array_equal(paste_mask(mask, 0), mask.astype(np.float32))
+
+
+def test_masked_texels_are_the_texture_lookup_at_the_mask():
+    torch.manual_seed(3)
+    texture = _perturbed(NeuralTexture(channels=5, size=32, levels=3))
+    uv = torch.rand(2, 3, 16, 16, 2) * 1.2 - 0.1                       # (B, T, H, W, 2), some outside [0, 1]
+    mask = (torch.rand(2, 3, 16, 16) > 0.6).float()
+    with torch.no_grad():
+        reference, out = texture(uv, mask), masked_texels(texture, uv, mask)
+    assert out.shape == reference.shape == (2, 3, 5, 16, 16)
+    assert torch.allclose(out, reference, atol=1e-6) and reference.abs().sum() > 0
+    assert torch.equal(out * (1 - mask[:, :, None]), torch.zeros_like(out))          # nothing off the mask
+    assert torch.equal(masked_texels(texture, uv, torch.zeros_like(mask)), torch.zeros_like(reference))

@@ -497,6 +497,29 @@ def style_loss_block(root: Path, path: str = "benchmarks/results/style_loss_real
             + _source(path))
 
 
+def a2e_probe_block(root: Path, path: str = "benchmarks/results/a2e_feature_probe_real.json") -> str:
+    """benchmarks/probe_a2e_features.py: ridge probes of the jaw coefficient on unseen prior speakers,
+    by feature set and ridge strength (rows) and share of the training speech (columns)."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/probe_a2e_features.py`._\n"
+    r = json.loads(file.read_text())
+    fractions = sorted({row["fraction"] for row in r["rows"]})
+    cells: dict[tuple[str, float], dict[float, Any]] = {}
+    for row in r["rows"]:
+        cells.setdefault((row["features"], row["lambda"]), {})[row["fraction"]] = row["mean_jaw_corr"]
+    rows = [[features, _fmt(lam), *[_fmt(by.get(f)) if f in by else "—" for f in fractions]]
+            for (features, lam), by in cells.items()]
+    reason = f" Phone rows: {r['phone_reason']}." if r.get("phone_reason") else ""
+    reference = r.get("transformer_crossval_mean_jaw_corr")
+    return (markdown_table(["features", "ridge λ", *[f"jaw r, {f:.0%} of the speech" for f in fractions]], rows)
+            + f"\n{r['speakers']} prior speakers in 3 folds ({r['train_frames']} train frames in all), features "
+            f"of ±{r['context']} frames; mean over the unseen speakers of the correlation with the tracked jaw "
+            f"coefficient on their train + validation parts (below 100 %: a random contiguous span of each seen "
+            f"speaker's train part, mean of the draws). For comparison, the audio-to-expression transformer on the same "
+            f"folds (`audio2expr_crossval`): {_fmt(reference)}.{reason} {r['machine']}. " + _source(path))
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -526,6 +549,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,
+    "a2e_probe": a2e_probe_block,
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "pipeline_status": pipeline_status,

@@ -1,0 +1,196 @@
+"""Is audio-to-expression on real speech limited by its model, its input features or its data? A linear probe.
+
+    .venv/bin/python benchmarks/probe_a2e_features.py [--cache-root real/data/prepared] [--raw-dir real/data/raw]
+        [--context 2] [--lambdas 100 10000] [--fractions 0.25 0.5 1.0] [--repeats 4] [--out FILE]
+
+The audio-to-expression model reaches a jaw-coefficient correlation of about 0.3 on speakers it never
+heard (``deadlib.audio2expr.crossval``, the real corpus's ``audio2expr_crossval`` stage). This script
+asks why, with the cheapest model there is: ridge regression from per-frame audio features, stacked
+over ±``--context`` frames, to the tracked jaw coefficient, on the same speaker folds of the PRIOR
+people as the cross-validation (fit on the seen speakers' train parts, score the unseen speakers'
+train + validation parts; the held-out people are never loaded, so nothing here peeks at a test
+frame). Feature sets:
+
+* ``energy``: the mean log-MEL of each frame (loudness only);
+* ``mel``: the 80 log-MEL bands, averaged over each frame's 3.2 MEL rows;
+* ``phones``: the share of each frame's 10 ms steps that the phone recogniser of pocketsphinx
+  (CMU Sphinx's US-English acoustic model and phone language model, the only pretrained speech
+  model on PyPI that runs offline) labels with each phone — a speaker-independent articulation
+  code, if it is one. Needs ``pip install pocketsphinx`` (not in the project's environment: the
+  rows read ``null`` with the reason without it);
+* ``mel+phones``: both.
+
+Every feature set is fitted at each ``--lambdas`` value (features standardised on the seen speakers)
+and reported at each; no value is picked. ``--fractions`` refits the ``mel`` and ``mel+phones`` probes
+on a contiguous random span of that fraction of each seen speaker's train frames (``--repeats``
+draws), so the table shows how the score grows with the amount of speech. The transformer's own
+cross-validated score is read from ``real/metrics/audio2expr_crossval.json`` for comparison.
+
+Writes ``benchmarks/results/a2e_feature_probe_real.json`` (README's generated ``a2e_probe`` block).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deadlib.audio2expr.crossval import speaker_folds
+from deadlib.core.files import write_json
+from deadlib.core.measures import pearson
+from deadlib.data.dataset import load_splits
+from deadlib.data.face3d import ExpressionBasis
+from deadlib.data.video import FPS, SAMPLE_RATE, read_audio
+from deadlib.tools.machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+MEL_ROWS_PER_FRAME = 80 / FPS        # log-MEL rows per video frame (3.2)
+PHONE_STEPS_PER_FRAME = 4            # pocketsphinx's 10 ms frames per 40 ms video frame
+FEATURES = ("energy", "mel", "phones", "mel+phones")
+
+
+def recognise_phones(audio: np.ndarray) -> list[tuple[str, int, int]]:
+    """(phone, first, last 10 ms step) segments of 16 kHz mono float audio by pocketsphinx's phone decoder."""
+    from pocketsphinx import Decoder, get_model_path
+
+    model = get_model_path()
+    decoder = Decoder(hmm=os.path.join(model, "en-us", "en-us"), allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"),
+                      lw=2.0, beam=1e-20, pbeam=1e-20, backtrace=False, loglevel="ERROR")
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    return [(seg.word, seg.start_frame, seg.end_frame) for seg in decoder.seg()]
+
+
+def phone_shares(segments: list[tuple[str, int, int]], phones: list[str], n_frames: int) -> np.ndarray:
+    """(n_frames, len(phones)): the share of each video frame's 10 ms steps labelled with each phone."""
+    index = {p: i for i, p in enumerate(phones)}
+    out = np.zeros((n_frames, len(phones)), np.float32)
+    for phone, first, last in segments:
+        steps = np.arange(first, last + 1)
+        frames = steps // PHONE_STEPS_PER_FRAME
+        keep = frames < n_frames
+        np.add.at(out, (frames[keep], index[phone]), 1.0 / PHONE_STEPS_PER_FRAME)
+    return out
+
+
+def load_person(cache_root: Path, name: str, jaw: int) -> dict:
+    """Per-frame log-MEL (n, 80), jaw coefficient (n,), valid mask and split ranges of one prepared video."""
+    folder = cache_root / name
+    report = json.loads((folder / "report.json").read_text())
+    mel = np.load(folder / "mel.npy").astype(np.float32)                       # (M, 80), 80 rows/s
+    with np.load(folder / "track.npz") as track:
+        expr, valid = track["expr"], track["valid"].astype(bool)
+    n = len(expr)
+    rows = (np.arange(n)[:, None] * MEL_ROWS_PER_FRAME + np.arange(3)[None]).astype(int).clip(0, len(mel) - 1)
+    return {"mel": mel[rows].mean(1), "jaw": expr[:, jaw].astype(np.float64), "valid": valid,
+            "splits": report["splits"]}
+
+
+def frame_mask(person: dict, parts: list[str]) -> np.ndarray:
+    """Valid frames inside the named split parts."""
+    inside = np.zeros(len(person["jaw"]), bool)
+    for part in parts:
+        lo, hi = person["splits"][part]
+        inside[lo:hi] = True
+    return inside & person["valid"]
+
+
+def with_context(x: np.ndarray, k: int) -> np.ndarray:
+    """(n, d) → (n, (2k+1)·d): each frame with its k neighbours on each side (edges repeated)."""
+    padded = np.pad(x, ((k, k), (0, 0)), mode="edge")
+    return np.concatenate([padded[i:i + len(x)] for i in range(2 * k + 1)], 1)
+
+
+def features(person: dict, kind: str, context: int) -> np.ndarray:
+    parts = {"energy": [person["mel"].mean(1, keepdims=True)], "mel": [person["mel"]],
+             "phones": [person.get("phones")], "mel+phones": [person["mel"], person.get("phones")]}[kind]
+    return with_context(np.concatenate(parts, 1), context)
+
+
+def ridge_fold(people: dict, seen: list[str], unseen: list[str], kind: str, context: int, lam: float,
+               fraction: float, rng: np.random.Generator) -> list[float]:
+    """Fit on the seen speakers' train frames (a random contiguous ``fraction`` of each), score each unseen one."""
+    xs, ys = [], []
+    for name in seen:
+        idx = np.flatnonzero(frame_mask(people[name], ["train"]))
+        if fraction < 1:
+            take = max(1, int(len(idx) * fraction))
+            start = int(rng.integers(0, len(idx) - take + 1))
+            idx = idx[start:start + take]
+        xs.append(features(people[name], kind, context)[idx])
+        ys.append(people[name]["jaw"][idx])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    scores = []
+    for name in unseen:
+        keep = frame_mask(people[name], ["train", "val"])
+        scores.append(pearson((features(people[name], kind, context)[keep] - mu) / sd @ w, people[name]["jaw"][keep]))
+    return scores
+
+
+def probe(people: dict, kind: str, context: int, lam: float, fraction: float, repeats: int, seed: int = 0) -> dict:
+    """Mean over the unseen speakers (and ``repeats`` draws when fraction < 1) of the probe's jaw correlation."""
+    names = sorted(people)
+    rng = np.random.default_rng(seed)
+    per_draw = []
+    for _ in range(repeats if fraction < 1 else 1):
+        scores = []
+        for unseen in speaker_folds(names, 3):
+            scores += ridge_fold(people, [n for n in names if n not in unseen], unseen, kind, context, lam, fraction, rng)
+        per_draw.append(float(np.mean(scores)))
+    return {"features": kind, "lambda": lam, "fraction": fraction, "mean_jaw_corr": float(np.mean(per_draw)),
+            "per_draw": per_draw}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache-root", default="real/data/prepared")
+    ap.add_argument("--raw-dir", default="real/data/raw", help="the raw clips (their audio, for the phone recogniser)")
+    ap.add_argument("--context", type=int, default=2, help="frames of context on each side")
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[100.0, 10000.0])
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    ap.add_argument("--repeats", type=int, default=4)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "a2e_feature_probe_real.json"))
+    args = ap.parse_args(argv)
+    cache_root, raw_dir = Path(args.cache_root), Path(args.raw_dir)
+    jaw = ExpressionBasis.load(cache_root / "expr_basis.npz").jaw_index
+    prior = load_splits(cache_root)["prior"]
+    people = {name: load_person(cache_root, name, jaw) for name in prior}
+    try:
+        segments = {name: recognise_phones(read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE)) for name in prior}
+        phones = sorted({p for segs in segments.values() for p, _, _ in segs})
+        for name in prior:
+            people[name]["phones"] = phone_shares(segments[name], phones, len(people[name]["jaw"]))
+        phone_reason = None
+    except ImportError:
+        phones, phone_reason = [], "pocketsphinx is not installed (pip install pocketsphinx)"
+    rows = []
+    for kind in FEATURES:
+        uses_phones = "phones" in kind
+        for lam in args.lambdas:
+            for fraction in (args.fractions if kind in ("mel", "mel+phones") else [1.0]):
+                if uses_phones and phone_reason:
+                    rows.append({"features": kind, "lambda": lam, "fraction": fraction, "mean_jaw_corr": None,
+                                 "reason": phone_reason})
+                    continue
+                rows.append(probe(people, kind, args.context, lam, fraction, args.repeats))
+                print(json.dumps({k: rows[-1][k] for k in ("features", "lambda", "fraction", "mean_jaw_corr")}), flush=True)
+    crossval_path = REPO / "real" / "metrics" / "audio2expr_crossval.json"
+    crossval = json.loads(crossval_path.read_text()) if crossval_path.is_file() else {}
+    result = {"machine": describe(), "cache_root": str(cache_root), "speakers": len(prior),
+              "train_frames": int(sum(frame_mask(p, ["train"]).sum() for p in people.values())),
+              "context": args.context, "folds": 3, "phones": phones, "phone_reason": phone_reason,
+              "transformer_crossval_mean_jaw_corr": crossval.get("mean_jaw_corr"), "rows": rows}
+    write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""benchmarks/probe_a2e_features.py: the linear probe's plumbing and that it can tell signal from noise."""
+
+import numpy as np
+import pytest
+from support import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return load_benchmark("probe_a2e_features")
+
+
+def test_phone_shares_split_each_frame_among_its_phones(probe):
+    shares = probe.phone_shares([("SIL", 0, 5), ("AA", 6, 9), ("M", 10, 40)], ["AA", "M", "SIL"], n_frames=3)
+    assert shares.shape == (3, 3)
+    assert np.allclose(shares.sum(1), 1.0)                             # every 10 ms step of a frame counted once
+    assert np.allclose(shares[0], [0, 0, 1]) and np.allclose(shares[1], [0.5, 0, 0.5]) and np.allclose(shares[2], [0.5, 0.5, 0])
+
+
+def test_context_stacks_neighbours_with_repeated_edges(probe):
+    x = np.arange(4, dtype=float)[:, None]
+    stacked = probe.with_context(x, 1)
+    assert stacked.tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3]]
+
+
+def _people(rng, related: bool) -> dict:
+    people = {}
+    for k in range(6):
+        mel = rng.normal(size=(300, 80)).astype(np.float32)
+        jaw = mel[:, :5].sum(1) if related else rng.normal(size=300)
+        people[f"p{k}"] = {"mel": mel, "jaw": jaw + 0.1 * rng.normal(size=300), "valid": np.ones(300, bool),
+                           "splits": {"train": [0, 200], "val": [200, 250], "test": [250, 300]}}
+    return people
+
+
+def test_the_probe_finds_a_linear_relation_and_not_noise(probe):
+    rng = np.random.default_rng(0)
+    found = probe.probe(_people(rng, related=True), "mel", context=1, lam=10.0, fraction=1.0, repeats=1)
+    noise = probe.probe(_people(rng, related=False), "mel", context=1, lam=10.0, fraction=1.0, repeats=1)
+    assert found["mean_jaw_corr"] > 0.9
+    assert abs(noise["mean_jaw_corr"]) < 0.2
+    part = probe.probe(_people(rng, related=True), "mel", context=1, lam=10.0, fraction=0.5, repeats=3)
+    assert len(part["per_draw"]) == 3 and part["mean_jaw_corr"] > 0.8

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from deadlib.core.config import stage_config
-from deadlib.dub.render import paste_mask
 from deadlib.model.audio_encoder import AudioResBlock
 from deadlib.model.generator import (
     EqualConv2d,
@@ -115,15 +112,6 @@ def test_bfloat16_rounds_but_does_not_change_the_picture():
     assert 0 < mse and 10 * torch.log10(4 / mse) > 35          # PSNR on [-1, 1]: rounding, not a different image
     with pytest.raises(ValueError, match="render dtype"):
         render_precision("float16", "cpu")
-
-
-def test_paste_mask_grows_the_mask_by_a_square():
-    rng = np.random.default_rng(0)
-    mask = rng.random((3, 20, 20)) > 0.97                             # scattered single pixels
-    grown = paste_mask(mask, 2)
-    square = F.max_pool2d(torch.from_numpy(mask.astype(np.float32))[:, None], 5, stride=1, padding=2)[:, 0].numpy()
-    assert np.array_equal(grown, square) and grown.sum() > mask.sum()
-    assert np.array_equal(paste_mask(mask, 0), mask.astype(np.float32))
 
 
 def test_masked_texels_are_the_texture_lookup_at_the_mask():

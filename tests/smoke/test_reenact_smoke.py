@@ -38,12 +38,13 @@ def world(tmp_path_factory, dub_world_builder) -> dict:
 
 
 def test_self_reenactment_protocol(world, tmp_path, monkeypatch):
-    seen = []
+    seen, results = [], []
     real_dub = selfdub.dub
 
     def recording_dub(video, audio, identity, out, **kw):   # which clips adapt-now and the dubs read
         seen.append((Path(video).name, str(identity)))
-        return real_dub(video, audio, identity, out, **kw)
+        results.append(real_dub(video, audio, identity, out, **kw))
+        return results[-1]
 
     monkeypatch.setattr(selfdub, "dub", recording_dub)
     settings = {**selfdub.reenact_settings("smoke", None), "frames": 40}
@@ -71,9 +72,14 @@ def test_self_reenactment_protocol(world, tmp_path, monkeypatch):
         assert metrics[f"smoke_{drive}_frames"] == hi - lo
         assert abs(metrics[f"smoke_{drive}_mouth_lag"]) <= settings["max_lag"]
     assert "groundtruth_sync_expert_offset" in metrics
-    # digital silence drives the neutral mouth: the dubbed opening varies less than under speech
-    if metrics["smoke_silence_mouth_open_std"] is not None and metrics["smoke_own_mouth_open_std"] is not None:
-        assert metrics["smoke_silence_mouth_open_std"] <= metrics["smoke_own_mouth_open_std"] + 1e-3
+    # digital silence drives the neutral mouth: the mouth opening the audio asks for (the dubbed mesh's,
+    # dub result's mouth_open) varies less than under speech. Read on the geometry, not on FaceMesh run
+    # over the rendered frames: a renderer trained for a few smoke steps at 64 px draws a mouth whose
+    # measured opening is noise (1-LSB float rounding differences moved it past the speech dub's), so
+    # the rendered-frame version of this check belongs to the real `reenact` stage's metrics.
+    own, silence = (results[1 + list(drives).index(d)] for d in ("own", "silence"))
+    assert np.std(silence.mouth_open[silence.valid]) < np.std(own.mouth_open[own.valid])
+    assert metrics["smoke_silence_mouth_open_std"] is not None and metrics["smoke_own_mouth_open_std"] is not None
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert not (tmp_path / "out" / "work").exists()       # the clips and caches were cleaned up
 

@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEL_ROWS_PER_FRAME = 80 / FPS        # log-MEL rows per video frame (3.2)
 PHONE_STEPS_PER_FRAME = 4            # pocketsphinx's 10 ms frames per 40 ms video frame
 FEATURES = ("energy", "mel", "phones", "mel+phones")
+FOLDS = 3                            # speaker folds, as the audio2expr_crossval stage
 
 
 def recognise_phones(audio: np.ndarray) -> list[tuple[str, int, int]]:
@@ -142,7 +143,7 @@ def probe(people: dict, kind: str, context: int, lam: float, fraction: float, re
     per_draw = []
     for _ in range(repeats if fraction < 1 else 1):
         scores = []
-        for unseen in speaker_folds(names, 3):
+        for unseen in speaker_folds(names, FOLDS):
             scores += ridge_fold(people, [n for n in names if n not in unseen], unseen, kind, context, lam, fraction, rng)
         per_draw.append(float(np.mean(scores)))
     return {"features": kind, "lambda": lam, "fraction": fraction, "mean_jaw_corr": float(np.mean(per_draw)),
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     crossval = json.loads(crossval_path.read_text()) if crossval_path.is_file() else {}
     result = {"machine": describe(), "cache_root": str(cache_root), "speakers": len(prior),
               "train_frames": int(sum(frame_mask(p, ["train"]).sum() for p in people.values())),
-              "context": args.context, "folds": 3, "phones": phones, "phone_reason": phone_reason,
+              "context": args.context, "folds": FOLDS, "phones": phones, "phone_reason": phone_reason,
               "transformer_crossval_mean_jaw_corr": crossval.get("mean_jaw_corr"), "rows": rows}
     write_json(args.out, result)
     return result

@@ -508,12 +508,12 @@ def a2e_probe_block(root: Path, path: str = "benchmarks/results/a2e_feature_prob
     cells: dict[tuple[str, float], dict[float, Any]] = {}
     for row in r["rows"]:
         cells.setdefault((row["features"], row["lambda"]), {})[row["fraction"]] = row["mean_jaw_corr"]
-    rows = [[features, _fmt(lam), *[_fmt(by.get(f)) if f in by else "—" for f in fractions]]
+    rows = [[features, _fmt(lam), *[_fmt(by.get(f)) for f in fractions]]  # a fraction not probed: —
             for (features, lam), by in cells.items()]
     reason = f" Phone rows: {r['phone_reason']}." if r.get("phone_reason") else ""
     reference = r.get("transformer_crossval_mean_jaw_corr")
     return (markdown_table(["features", "ridge λ", *[f"jaw r, {f:.0%} of the speech" for f in fractions]], rows)
-            + f"\n{r['speakers']} prior speakers in 3 folds ({r['train_frames']} train frames in all), features "
+            + f"\n{r['speakers']} prior speakers in {r['folds']} folds ({r['train_frames']} train frames in all), features "
             f"of ±{r['context']} frames; mean over the unseen speakers of the correlation with the tracked jaw "
             f"coefficient on their train + validation parts (below 100 %: a random contiguous span of each seen "
             f"speaker's train part, mean of the draws). For comparison, the audio-to-expression transformer on the same "

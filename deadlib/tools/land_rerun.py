@@ -14,8 +14,10 @@ rerun of THIS checkout:
 - every recorded parameter value equals this checkout's params file;
 - every output file in the other workspace still matches its lock entry (nothing changed after the run).
 
-Outputs that git tracks here (not ignored: ``cache: false`` metrics and reports) are copied; cached
-outputs (models, prepared data) stay in the other workspace's DVC cache — the lock records their md5.
+Outputs that git tracks in the rerun's workspace (not ignored: ``cache: false`` metrics and reports) are
+copied; cached outputs (models, prepared data, executed notebooks) stay in the other workspace's DVC cache —
+the lock records their md5 — and get the ``/<name>`` line DVC would have written into their folder's
+``.gitignore`` here (an output new to this checkout would otherwise show up as an untracked file).
 A dependency that is an output this checkout records (in any ``dvc.lock`` or ``.dvc`` file: prepared
 data, models, the corpus) must have the hash that record gives it — a rerun downstream of another
 record lands after that record (land ``dvc.lock``'s stages before ``real/dvc.lock``'s that read them);
@@ -222,8 +224,17 @@ def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, prod
 
 def git_tracked(root: Path, relative: str) -> bool:
     """True when git would track ``relative`` in ``root`` (not ignored)."""
-    done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", relative], capture_output=True)
-    return done.returncode == 1          # 0: ignored, 1: not ignored, 128: error (treated as not tracked)
+    done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", relative], capture_output=True, text=True)
+    if done.returncode not in (0, 1):    # 0: ignored, 1: not ignored, 128: not a git repository or a bad path
+        raise LandError(f"git check-ignore failed in {root} for {relative}: {done.stderr.strip()} "
+                        "(both workspaces must be git checkouts of this repository)")
+    return done.returncode == 1
+
+
+def ignore_line(relative: str) -> tuple[str, str]:
+    """(the ``.gitignore`` beside a DVC-cached output, the line DVC writes into it): ``/<name>``."""
+    path = Path(relative)
+    return (path.parent / ".gitignore").as_posix(), f"/{path.name}"
 
 
 def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = False) -> dict[str, list[str]]:
@@ -240,7 +251,7 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     missing = [s for s in stages if not selected(theirs.get("stages", {}), [s])]
     if missing:
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
-    problems, copies, cache = [], [], {}
+    problems, copies, ignores, cache = [], [], {}, {}
     produced = recorded_outputs(here)
     wdirs = {name: os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)) for name in names}
     for name in names:          # what lands together is checked against itself: prepare + train_prior in one call
@@ -252,7 +263,11 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
         problems += check_entry(name, entry, here, there, wdir, produced, cache)
         for out in entry.get("outs", []):
             relative = in_repo(wdir, out["path"])
-            if (there / relative).is_file() and git_tracked(here, relative):
+            if not git_tracked(there, relative):        # DVC-cached there: ignored here too, as DVC would
+                if git_tracked(here, relative):
+                    gitignore, line = ignore_line(relative)
+                    ignores.setdefault(gitignore, []).append(line)
+            elif (there / relative).is_file():
                 copies.append((there / relative, here / relative))
     if problems:
         raise LandError("not landed:\n  " + "\n  ".join(problems))
@@ -261,11 +276,18 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(dest) as tmp:
                 shutil.copyfile(src, tmp)
+        for gitignore, lines in ignores.items():
+            existing = (here / gitignore).read_text() if (here / gitignore).is_file() else ""
+            (here / gitignore).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(here / gitignore) as tmp:
+                tmp.write_text(existing + ("" if not existing or existing.endswith("\n") else "\n")
+                               + "".join(f"{line}\n" for line in lines))
         mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
         with atomic_output(here / lock) as tmp:
             # written by DVC's own serializer: byte for byte what `dvc repro` writes, so the diff is the landed entries
             tmp.write_text(dumps_yaml(mine))
-    return {"entries": names, "copied": [str(dest.relative_to(here)) for _, dest in copies]}
+    return {"entries": names, "copied": [str(dest.relative_to(here)) for _, dest in copies],
+            "ignored": [f"{gitignore}: {line}" for gitignore, lines in ignores.items() for line in lines]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{verb} {len(result['entries'])} entries of {args.lock}: {', '.join(result['entries'])}")
     for path in result["copied"]:
         print(f"  {'would copy' if args.dry_run else 'copied'} {path}")
+    for line in result["ignored"]:
+        print(f"  {'would ignore' if args.dry_run else 'ignored'} (DVC-cached) {line}")
     return 0
 
 

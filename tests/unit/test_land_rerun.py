@@ -195,3 +195,32 @@ def test_a_folder_of_other_stages_outputs_matches_through_their_records(tmp_path
     record_summary()
     with pytest.raises(LandError, match="models differs"):
         land(here, there, "pipe/dvc.lock", ["summary"])
+
+
+def test_an_output_dvc_caches_gets_the_ignore_line_dvc_wrote_there_instead_of_a_copy(tmp_path):
+    """A cached output new to this checkout (an executed notebook of a new cell) is not copied as an
+    untracked file: its folder's .gitignore here gets the `/<name>` line DVC wrote in the rerun's workspace."""
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    (there / "reports").mkdir()
+    (there / "reports" / "a.ipynb").write_text("{}")
+    (there / "reports" / ".gitignore").write_text("/a.ipynb\n")
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["train@a"]["outs"].append({"path": "reports/a.ipynb", "hash": "md5",
+                                              "md5": _md5(there / "reports" / "a.ipynb")})
+    (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["ignored"] == ["reports/.gitignore: /a.ipynb"]
+    assert not (here / "reports").exists()                      # a dry run writes nothing
+    result = land(here, there, "pipe/dvc.lock", ["train"])
+    assert sorted(result["copied"]) == ["metrics/a.json", "metrics/b.json"]
+    assert (here / "reports" / ".gitignore").read_text() == "/a.ipynb\n"
+    assert not (here / "reports" / "a.ipynb").exists()
+    assert land(here, there, "pipe/dvc.lock", ["train"])["ignored"] == []   # landed: nothing left to land or ignore
+
+
+def test_a_workspace_that_is_not_a_git_checkout_is_refused(tmp_path):
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    subprocess.run(["rm", "-rf", str(there / ".git")], check=True)
+    with pytest.raises(LandError, match="git checkouts"):
+        land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)

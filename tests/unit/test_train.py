@@ -447,3 +447,21 @@ def test_the_prior_code_fingerprint_covers_the_stage_dependencies_and_sees_an_ed
     assert prior.code_fingerprint(("train", "model")) == first
     (fake / "model" / "x.py").write_text("A = 2\n")
     assert prior.code_fingerprint(("train", "model")) != first
+
+
+def test_the_prior_resume_record_is_outside_the_folder_hash_dvc_records(tmp_path, repo_root):
+    """The resume record hashes whole package folders (above); inside models/prior's DVC hash an edit of
+    code the prior never runs would change the recorded folder and stale every study cell reading it.
+    .dvcignore keeps exactly that file out; the checkpoint and the training log stay in."""
+    from dvc.ignore import DvcIgnoreFilter
+    from dvc.repo import Repo
+
+    from deadlib.train.prior import forget_checkpoint_of_other_data
+
+    forget_checkpoint_of_other_data(tmp_path, "data x code y")
+    (record,) = [p.name for p in tmp_path.iterdir()]                      # the file the prior writes
+    ignore = DvcIgnoreFilter(Repo(str(repo_root), uninitialized=True).fs, str(repo_root))
+    prior = repo_root / "models" / "prior"
+    assert ignore.is_ignored_file(str(prior / record))
+    assert not ignore.is_ignored_file(str(prior / "checkpoint.pt"))
+    assert not ignore.is_ignored_file(str(prior / "dvclive" / "metrics.json"))

@@ -393,38 +393,58 @@ def reenact_findings_block(root: Path, folder: str = "real/metrics/reenact",
     return reenact_findings(reports, sets, expert) + "\n" + _source(f"{folder}/*.json", *([judge] if expert else []))
 
 
+def validation_curves_block(r: dict, path: str, key: str, column: str, base: str,
+                            ahead: Callable[[str], str]) -> str:
+    """Validation curves (lower-face PSNR by step) of the same cell under variants (``cell[key]``), each
+    cell's best validation step and its test metrics there (for the record; the choice is read from
+    validation only), with a summary pairing every other variant with ``base`` by person."""
+    steps = sorted({int(s) for c in r["cells"] for s in c["val_psnr_lower"]})
+    tests = list(r["cells"][0]["test"]) if r["cells"] else []
+    rows = [[c["identity"], c[key], *[_fmt(c["val_psnr_lower"].get(str(s), c["val_psnr_lower"].get(s)))
+                                      for s in steps],
+             str(c["selected_step"]), *[_fmt(c["test"][k]) for k in tests]] for c in r["cells"]]
+    by_person: dict[str, dict[str, dict]] = {}
+    for c in r["cells"]:
+        by_person.setdefault(c["identity"], {})[c[key]] = c
+    best = lambda c: max(c["val_psnr_lower"].values())          # noqa: E731  the cell's best validation score
+    first = lambda c: c["val_psnr_lower"].get(str(steps[0]), c["val_psnr_lower"].get(steps[0]))  # noqa: E731
+    summary = ""
+    for other in dict.fromkeys(c[key] for c in r["cells"] if c[key] != base):
+        pairs = [(p, v[base], v[other]) for p, v in by_person.items() if {base, other} <= set(v)]
+        if not pairs:
+            continue
+        wins = sum(best(o) > best(b) for _, b, o in pairs)
+        summary += (f"Best validation lower-face PSNR, {other} − {base}: "
+                    + ", ".join(f"{p} {best(o) - best(b):+.2f} dB (steps {b['selected_step']} → {o['selected_step']})"
+                                for p, b, o in pairs)
+                    + f"; {ahead(other)} is ahead on {wins} of {len(pairs)} people. At step {steps[0]}: "
+                    + ", ".join(f"{p} {first(o) - first(b):+.2f} dB" for p, b, o in pairs) + ".\n\n")
+    return (summary + markdown_table(["person", column, *[f"val @ {s}" for s in steps], "best val step",
+                                      *[f"test {k}" for k in tests]], rows)
+            + f"\n{r['corpus']} held-out people, N = {r['n_frames']}, seed {r['seed']}, {r['steps']} steps without early "
+            f"stopping (the GAN terms start at step {int(round(r['adv_start_fraction'] * r['steps']))}); {r['machine']}. ")
+
+
 def texture_init_block(root: Path, path: str = "benchmarks/results/texture_init_real.json") -> str:
-    """benchmarks/compare_texture_init.py: validation curves (lower-face PSNR by step) of the same
-    cell with a random or a prior-mean texture, and each cell's test metrics at its best validation
-    step (for the record; the choice is read from validation only)."""
+    """benchmarks/compare_texture_init.py: the same "Ours" cell with a random or a prior-mean texture."""
     file = root / path
     if not file.is_file():
         return f"_`{path}` does not exist yet: run `benchmarks/compare_texture_init.py`._\n"
     r = json.loads(file.read_text())
-    steps = sorted({int(s) for c in r["cells"] for s in c["val_psnr_lower"]})
-    tests = list(r["cells"][0]["test"]) if r["cells"] else []
-    rows = [[c["identity"], c["init"], *[_fmt(c["val_psnr_lower"].get(str(s), c["val_psnr_lower"].get(s)))
-                                         for s in steps],
-             str(c["selected_step"]), *[_fmt(c["test"][k]) for k in tests]] for c in r["cells"]]
-    by_person: dict[str, dict[str, dict]] = {}
-    for c in r["cells"]:
-        by_person.setdefault(c["identity"], {})[c["init"]] = c
-    pairs = [(p, v["random"], v["mean"]) for p, v in by_person.items() if {"random", "mean"} <= set(v)]
-    best = lambda c: max(c["val_psnr_lower"].values())          # noqa: E731  the cell's best validation score
-    first = lambda c: c["val_psnr_lower"].get(str(steps[0]), c["val_psnr_lower"].get(steps[0]))  # noqa: E731
-    summary = ""
-    if pairs:
-        wins = sum(best(m) > best(rnd) for _, rnd, m in pairs)
-        summary = ("Best validation lower-face PSNR, mean − random: "
-                   + ", ".join(f"{p} {best(m) - best(rnd):+.2f} dB (steps {rnd['selected_step']} → {m['selected_step']})"
-                               for p, rnd, m in pairs)
-                   + f"; the mean texture is ahead on {wins} of {len(pairs)} people. At step {steps[0]}: "
-                   + ", ".join(f"{p} {first(m) - first(rnd):+.2f} dB" for p, rnd, m in pairs) + ".\n\n")
-    return (summary + markdown_table(["person", "texture init", *[f"val @ {s}" for s in steps], "best val step",
-                                      *[f"test {k}" for k in tests]], rows)
-            + f"\n{r['corpus']} held-out people, N = {r['n_frames']}, seed {r['seed']}, {r['steps']} steps without early "
-            f"stopping (the GAN terms start at step {int(round(r['adv_start_fraction'] * r['steps']))}); {r['machine']}. "
+    return (validation_curves_block(r, path, "init", "texture init", "random", lambda other: f"the {other} texture")
             + _source(path))
+
+
+def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_synthetic_n100.json") -> str:
+    """benchmarks/compare_baseline_lr.py: the Baseline (from-scratch) cell with its learning rates scaled."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_baseline_lr.py`._\n"
+    r = json.loads(file.read_text())
+    rates = ", ".join(f"{k} {v:g}" for k, v in r["rates"].items())
+    return (validation_curves_block(r, path, "variant", "learning rates", f"lr_x{r['scales'][0]:g}",
+                                    lambda other: other)
+            + f"Scale 1 = `adapt`'s rates ({rates}), shared by both methods in the study. " + _source(path))
 
 
 def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n100.json") -> str:
@@ -546,6 +566,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "real_reenact_findings": reenact_findings_block,
     "reruns": reruns_block,
     "texture_init": texture_init_block,
+    "baseline_lr": baseline_lr_block,
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,

@@ -1,0 +1,90 @@
+"""Is the Baseline's learning rate its own best? A learning-rate sweep of the from-scratch cells on validation.
+
+    .venv/bin/python benchmarks/compare_baseline_lr.py [--corpus synthetic] [--n-frames 100] [--scales 1 2]
+
+Issue 15 asks for a fair baseline: trained from scratch with learning rates chosen for it on
+validation, not inherited from the fine-tune. The study's Baseline cells use ``adapt``'s rates
+(``lr_g``, ``lr_d``, ``lr_texture``: one setting for both methods), and most of them are still
+climbing when the 200-step budget ends — a higher rate might get further in the same budget. Each
+``--scales`` value multiplies all three rates; the study's Baseline cell
+(``deadlib.eval.cell.run_cell("scratch")``, no generic data) then runs on every held-out person of the
+corpus with that setting for ``--steps`` steps without early stopping, validating every
+``adapt.eval_every`` steps on the person's **validation** span. The choice is read from those
+validation curves only (the best validation lower-face PSNR per person and scale, paired with scale 1
+by person); each cell's test metrics at its best validation step are written beside them for the
+record, never used to choose. Both pipelines' ``prepare`` must have run (the prior is not read).
+
+Writes ``benchmarks/results/baseline_lr_<corpus>_n<N>.json`` (README's generated ``baseline_lr`` block
+reads it); the cells go to ``--work`` (reused when present, so an interrupted run resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deadlib.core.config import load_params
+from deadlib.tools.machine import describe
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_texture_init import (  # noqa: E402
+    CORPORA,
+    REPO,
+    run_variant_cell,
+    variant_params,
+    write_results,
+)
+
+RATES = ("lr_g", "lr_d", "lr_texture")  # the three rates of a cell (renderer, discriminator, texture)
+
+
+def scaled_rates(adapt: dict, scale: float) -> dict:
+    """``adapt``'s learning rates × ``scale`` (the overrides of one variant)."""
+    return {key: float(adapt[key]) * scale for key in RATES}
+
+
+def variant_name(scale: float) -> str:
+    return f"lr_x{scale:g}"
+
+
+def run(corpus: str, n_frames: int, steps: int, scales: list[float], work: Path, seed: int = 0) -> dict:
+    params = load_params(REPO / "params.yaml")
+    identities = params[CORPORA[corpus][0]]["identities"]
+    work.mkdir(parents=True, exist_ok=True)
+    variants = {scale: variant_params(work, variant_name(scale),
+                                      {**scaled_rates(params["adapt"], scale), "patience": 0, "steps": steps})
+                for scale in scales}
+    cells = []
+    for identity in identities:
+        for scale, params_path in variants.items():             # interleaved: a cut-short run still pairs
+            cell = run_variant_cell(corpus, identity, variant_name(scale), params_path, n_frames, seed, work,
+                                    method="scratch")
+            cells.append({"identity": identity, "variant": variant_name(scale), "scale": scale,
+                          "selected_step": cell["selected_step"], "val_psnr_lower": cell["val"].get("psnr_lower", {}),
+                          "test": cell["test"], "train_seconds": cell["train_seconds"]})
+    return {"corpus": corpus, "method": "scratch", "n_frames": n_frames, "steps": steps, "seed": seed,
+            "rates": {key: params["adapt"][key] for key in RATES}, "scales": scales,
+            "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": cells}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="synthetic")
+    ap.add_argument("--n-frames", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0],
+                    help="multipliers of adapt.lr_g / lr_d / lr_texture; the first is the baseline of the pairing")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None, help="cell folders (default: /tmp/baseline_lr_<corpus>)")
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args(argv)
+    result = run(args.corpus, args.n_frames, args.steps, args.scales, args.work or Path(f"/tmp/baseline_lr_{args.corpus}"),
+                 args.seed)
+    if not args.no_save:
+        write_results(f"baseline_lr_{args.corpus}_n{args.n_frames}", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

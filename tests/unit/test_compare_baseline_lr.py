@@ -1,0 +1,45 @@
+"""benchmarks/compare_baseline_lr.py and its README block: every rate scales together, each scale is paired
+with the first by person on the best validation score, and the test columns are only reported."""
+
+import json
+import sys
+
+import pytest
+from support import load_benchmark
+
+from deadlib.tools.readme_tables import baseline_lr_block
+
+
+@pytest.fixture(scope="module")
+def compare():
+    before = list(sys.path)
+    yield load_benchmark("compare_baseline_lr")
+    sys.path[:] = before                     # the script puts benchmarks/ first to import its sibling
+
+
+def test_a_scale_multiplies_all_three_rates_and_nothing_else(compare):
+    adapt = {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01, "steps": 200}
+    assert compare.scaled_rates(adapt, 2.0) == {"lr_g": 0.002, "lr_d": 0.004, "lr_texture": 0.02}
+    assert compare.variant_name(2.0) == "lr_x2" and compare.variant_name(0.5) == "lr_x0.5"
+
+
+def _cell(person, variant, curve, test_psnr):
+    return {"identity": person, "variant": variant, "scale": float(variant[4:]), "selected_step": max(curve, key=curve.get),
+            "val_psnr_lower": {str(s): v for s, v in curve.items()}, "test": {"psnr_lower": test_psnr}, "train_seconds": 1.0}
+
+
+def test_the_block_pairs_each_scale_with_the_first_on_validation_only(tmp_path):
+    cells = [_cell("a", "lr_x1", {25: 19.0, 50: 21.0}, 30.0), _cell("a", "lr_x2", {25: 20.0, 50: 21.5}, 10.0),
+             _cell("b", "lr_x1", {25: 19.0, 50: 22.0}, 10.0), _cell("b", "lr_x2", {25: 18.0, 50: 21.0}, 30.0)]
+    result = {"corpus": "synthetic", "method": "scratch", "n_frames": 100, "steps": 50, "seed": 0,
+              "rates": {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01}, "scales": [1.0, 2.0],
+              "adv_start_fraction": 0.5, "machine": "test machine", "cells": cells}
+    path = "benchmarks/results/baseline_lr_synthetic_n100.json"
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_text(json.dumps(result))
+    text = baseline_lr_block(tmp_path, path)
+    # a: +0.50 (21.5 vs 21.0), b: −1.00 (21.0 vs 22.0) — the test column (which points the other way) is not read
+    assert "lr_x2 − lr_x1: a +0.50 dB (steps 50 → 50), b -1.00 dB (steps 50 → 50); lr_x2 is ahead on 1 of 2 people" in text
+    assert "At step 25: a +1.00 dB, b -1.00 dB." in text
+    assert "lr_g 0.001, lr_d 0.002, lr_texture 0.01" in text
+    assert "does not exist yet" in baseline_lr_block(tmp_path, "benchmarks/results/missing.json")

@@ -278,10 +278,17 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
                 shutil.copyfile(src, tmp)
         for gitignore, lines in ignores.items():
             existing = (here / gitignore).read_text() if (here / gitignore).is_file() else ""
+            dvc_wrote = (there / gitignore).read_text() if (there / gitignore).is_file() else ""
+            if set(existing.splitlines()) | set(lines) <= set(dvc_wrote.splitlines()):
+                # DVC's own file holds every line: take it byte for byte, so a folder that is another
+                # stage's dependency (evaluate reads metrics/adapt) hashes here as it did in the rerun
+                text = dvc_wrote
+            else:
+                text = (existing + ("" if not existing or existing.endswith("\n") else "\n")
+                        + "".join(f"{line}\n" for line in lines))
             (here / gitignore).parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(here / gitignore) as tmp:
-                tmp.write_text(existing + ("" if not existing or existing.endswith("\n") else "\n")
-                               + "".join(f"{line}\n" for line in lines))
+                tmp.write_text(text)
         mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
         with atomic_output(here / lock) as tmp:
             # written by DVC's own serializer: byte for byte what `dvc repro` writes, so the diff is the landed entries

@@ -224,3 +224,22 @@ def test_a_workspace_that_is_not_a_git_checkout_is_refused(tmp_path):
     subprocess.run(["rm", "-rf", str(there / ".git")], check=True)
     with pytest.raises(LandError, match="git checkouts"):
         land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)
+
+
+def test_the_gitignore_dvc_wrote_is_taken_verbatim_when_it_holds_every_line(tmp_path):
+    """DVC orders a folder's .gitignore by when each output was first written; a folder that another
+    stage reads (evaluate reads metrics/adapt) must hash here as in the rerun, so DVC's file is copied
+    byte for byte when it holds this checkout's lines and the new ones."""
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    (here / "reports").mkdir()
+    (here / "reports" / ".gitignore").write_text("/old.ipynb\n")
+    (there / "reports").mkdir()
+    (there / "reports" / "a.ipynb").write_text("{}")
+    (there / "reports" / ".gitignore").write_text("/a.ipynb\n/old.ipynb\n")          # DVC's order
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["train@a"]["outs"].append({"path": "reports/a.ipynb", "hash": "md5",
+                                              "md5": _md5(there / "reports" / "a.ipynb")})
+    (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    land(here, there, "pipe/dvc.lock", ["train"])
+    assert (here / "reports" / ".gitignore").read_text() == "/a.ipynb\n/old.ipynb\n"

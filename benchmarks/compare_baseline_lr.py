@@ -28,13 +28,9 @@ from deadlib.core.config import load_params
 from deadlib.tools.machine import describe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_texture_init import (  # noqa: E402
-    CORPORA,
-    REPO,
-    run_variant_cell,
-    variant_params,
-    write_results,
-)
+import compare_texture_init as cells  # noqa: E402  (the cell runner and result writer it shares)
+
+REPO = cells.REPO
 
 RATES = ("lr_g", "lr_d", "lr_texture")  # the three rates of a cell (renderer, discriminator, texture)
 
@@ -50,27 +46,27 @@ def variant_name(scale: float) -> str:
 
 def run(corpus: str, n_frames: int, steps: int, scales: list[float], work: Path, seed: int = 0) -> dict:
     params = load_params(REPO / "params.yaml")
-    identities = params[CORPORA[corpus][0]]["identities"]
+    identities = params[cells.CORPORA[corpus][0]]["identities"]
     work.mkdir(parents=True, exist_ok=True)
-    variants = {scale: variant_params(work, variant_name(scale),
+    variants = {scale: cells.variant_params(work, variant_name(scale),
                                       {**scaled_rates(params["adapt"], scale), "patience": 0, "steps": steps})
                 for scale in scales}
-    cells = []
+    ran = []
     for identity in identities:
         for scale, params_path in variants.items():             # interleaved: a cut-short run still pairs
-            cell = run_variant_cell(corpus, identity, variant_name(scale), params_path, n_frames, seed, work,
+            cell = cells.run_variant_cell(corpus, identity, variant_name(scale), params_path, n_frames, seed, work,
                                     method="scratch")
-            cells.append({"identity": identity, "variant": variant_name(scale), "scale": scale,
+            ran.append({"identity": identity, "variant": variant_name(scale), "scale": scale,
                           "selected_step": cell["selected_step"], "val_psnr_lower": cell["val"].get("psnr_lower", {}),
                           "test": cell["test"], "train_seconds": cell["train_seconds"]})
     return {"corpus": corpus, "method": "scratch", "n_frames": n_frames, "steps": steps, "seed": seed,
             "rates": {key: params["adapt"][key] for key in RATES}, "scales": scales,
-            "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": cells}
+            "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": ran}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", choices=sorted(CORPORA), default="synthetic")
+    ap.add_argument("--corpus", choices=sorted(cells.CORPORA), default="synthetic")
     ap.add_argument("--n-frames", type=int, default=100)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0],
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.corpus, args.n_frames, args.steps, args.scales, args.work or Path(f"/tmp/baseline_lr_{args.corpus}"),
                  args.seed)
     if not args.no_save:
-        write_results(f"baseline_lr_{args.corpus}_n{args.n_frames}", result)
+        cells.write_results(f"baseline_lr_{args.corpus}_n{args.n_frames}", result)
     return 0
 
 

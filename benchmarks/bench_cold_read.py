@@ -12,8 +12,8 @@ maps only the windows it samples, so an upper bound), drops them from the page c
 (``posix_fadvise(DONTNEED)``, no root needed), reads them once (cold), then again (warm, the
 same-run baseline), ``--repeats`` times. ``--with-env`` adds the Python environment's torch, numpy
 and scipy files (the imports); pages another process has mapped stay resident, so the benchmark
-reports how many bytes the eviction really dropped (``fincore``, util-linux) and counts only those
-as cold. Prints the cold − warm time (the penalty a cold start can add) and the cold / warm ratio;
+reports how many bytes the eviction really dropped (``fincore``, util-linux): the cold read covers
+only those cold, the rest from memory. Prints the cold − warm time (the penalty a cold start can add) and the cold / warm ratio;
 never asserts; writes ``benchmarks/results/cpu<N>_bench_cold_read_<models>[_env].txt`` unless ``--no-save``.
 """
 

@@ -49,16 +49,16 @@ def run(corpus: str, n_frames: int, steps: int, scales: list[float], work: Path,
     identities = params[cells.CORPORA[corpus][0]]["identities"]
     work.mkdir(parents=True, exist_ok=True)
     variants = {scale: cells.variant_params(work, variant_name(scale),
-                                      {**scaled_rates(params["adapt"], scale), "patience": 0, "steps": steps})
+                                            {**scaled_rates(params["adapt"], scale), "patience": 0, "steps": steps})
                 for scale in scales}
     ran = []
     for identity in identities:
         for scale, params_path in variants.items():             # interleaved: a cut-short run still pairs
             cell = cells.run_variant_cell(corpus, identity, variant_name(scale), params_path, n_frames, seed, work,
-                                    method="scratch")
+                                          method="scratch")
             ran.append({"identity": identity, "variant": variant_name(scale), "scale": scale,
-                          "selected_step": cell["selected_step"], "val_psnr_lower": cell["val"].get("psnr_lower", {}),
-                          "test": cell["test"], "train_seconds": cell["train_seconds"]})
+                        "selected_step": cell["selected_step"], "val_psnr_lower": cell["val"].get("psnr_lower", {}),
+                        "test": cell["test"], "train_seconds": cell["train_seconds"]})
     return {"corpus": corpus, "method": "scratch", "n_frames": n_frames, "steps": steps, "seed": seed,
             "rates": {key: params["adapt"][key] for key in RATES}, "scales": scales,
             "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": ran}

@@ -393,8 +393,7 @@ def reenact_findings_block(root: Path, folder: str = "real/metrics/reenact",
     return reenact_findings(reports, sets, expert) + "\n" + _source(f"{folder}/*.json", *([judge] if expert else []))
 
 
-def validation_curves_block(r: dict, path: str, key: str, column: str, base: str,
-                            ahead: Callable[[str], str]) -> str:
+def validation_curves_block(r: dict, key: str, column: str, base: str, ahead: Callable[[str], str]) -> str:
     """Validation curves (lower-face PSNR by step) of the same cell under variants (``cell[key]``), each
     cell's best validation step and its test metrics there (for the record; the choice is read from
     validation only), with a summary pairing every other variant with ``base`` by person."""
@@ -431,7 +430,7 @@ def texture_init_block(root: Path, path: str = "benchmarks/results/texture_init_
     if not file.is_file():
         return f"_`{path}` does not exist yet: run `benchmarks/compare_texture_init.py`._\n"
     r = json.loads(file.read_text())
-    return (validation_curves_block(r, path, "init", "texture init", "random", lambda other: f"the {other} texture")
+    return (validation_curves_block(r, "init", "texture init", "random", lambda other: f"the {other} texture")
             + _source(path))
 
 
@@ -442,8 +441,8 @@ def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_sy
         return f"_`{path}` does not exist yet: run `benchmarks/compare_baseline_lr.py`._\n"
     r = json.loads(file.read_text())
     rates = ", ".join(f"{k} {v:g}" for k, v in r["rates"].items())
-    return (validation_curves_block(r, path, "variant", "learning rates", f"lr_x{r['scales'][0]:g}",
-                                    lambda other: other)
+    base = next(c["variant"] for c in r["cells"] if c["scale"] == r["scales"][0])   # the pairing's reference
+    return (validation_curves_block(r, "variant", "learning rates", base, lambda other: other)
             + f"Scale 1 = `adapt`'s rates ({rates}), shared by both methods in the study. " + _source(path))
 
 

@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/compare_baseline_lr.py [--corpus synthetic] [--n-frames 100] [--scales 1 2]
 
 Issue 15 asks for a fair baseline: trained from scratch with learning rates chosen for it on
-validation, not inherited from the fine-tune. The study's Baseline cells use ``adapt``'s rates
-(``lr_g``, ``lr_d``, ``lr_texture``: one setting for both methods), and most of them are still
-climbing when the 200-step budget ends — a higher rate might get further in the same budget. Each
-``--scales`` value multiplies all three rates; the study's Baseline cell
+validation, not inherited from the fine-tune. ``adapt``'s rates (``lr_g``, ``lr_d``, ``lr_texture``) were
+set for the fine-tune of the prior, and at them most Baseline cells were still climbing when the
+200-step budget ended. Each ``--scales`` value multiplies all three rates (``deadlib.train.baseline``,
+as the ``baseline`` stage does with ``baseline.lr_scale``, where the choice goes); the study's Baseline cell
 (``deadlib.eval.cell.run_cell("scratch")``, no generic data) then runs on every held-out person of the
 corpus with that setting for ``--steps`` steps without early stopping, validating every
 ``adapt.eval_every`` steps on the person's **validation** span. The choice is read from those
@@ -26,19 +26,12 @@ from pathlib import Path
 
 from deadlib.core.config import load_params
 from deadlib.tools.machine import describe
+from deadlib.train.baseline import RATES, scaled_rates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_texture_init as cells  # noqa: E402  (the cell runner and result writer it shares)
 
 REPO = cells.REPO
-
-RATES = ("lr_g", "lr_d", "lr_texture")  # the three rates of a cell (renderer, discriminator, texture)
-
-
-def scaled_rates(adapt: dict, scale: float) -> dict:
-    """``adapt``'s learning rates × ``scale`` (the overrides of one variant)."""
-    return {key: float(adapt[key]) * scale for key in RATES}
-
 
 def variant_name(scale: float) -> str:
     return f"lr_x{scale:g}"

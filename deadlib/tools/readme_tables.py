@@ -442,8 +442,10 @@ def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_sy
     r = json.loads(file.read_text())
     rates = ", ".join(f"{k} {v:g}" for k, v in r["rates"].items())
     base = next(c["variant"] for c in r["cells"] if c["scale"] == r["scales"][0])   # the pairing's reference
+    study_scale = load_params(root / "params.yaml").get("baseline", {}).get("lr_scale")
     return (validation_curves_block(r, "variant", "learning rates", base, lambda other: other)
-            + f"Scale 1 = `adapt`'s rates ({rates}), shared by both methods in the study. " + _source(path))
+            + f"Scale 1 = `adapt`'s rates ({rates}), Ours' rates; the study's Baseline cells train at × "
+            f"{_fmt(study_scale)} (params.yaml `baseline.lr_scale`). " + _source(path))
 
 
 def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n100.json") -> str:
@@ -566,6 +568,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "reruns": reruns_block,
     "texture_init": texture_init_block,
     "baseline_lr": baseline_lr_block,
+    "baseline_lr_n25": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_synthetic_n25.json"),
+    "baseline_lr_n1000": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_synthetic_n1000.json"),
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,

@@ -17,9 +17,7 @@ def compare():
     sys.path[:] = before                     # the script puts benchmarks/ first to import its sibling
 
 
-def test_a_scale_multiplies_all_three_rates_and_nothing_else(compare):
-    adapt = {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01, "steps": 200}
-    assert compare.scaled_rates(adapt, 2.0) == {"lr_g": 0.002, "lr_d": 0.004, "lr_texture": 0.02}
+def test_variant_names_spell_the_scale(compare):
     assert compare.variant_name(2.0) == "lr_x2" and compare.variant_name(0.5) == "lr_x0.5"
 
 
@@ -37,9 +35,11 @@ def test_the_block_pairs_each_scale_with_the_first_on_validation_only(tmp_path):
     path = "benchmarks/results/baseline_lr_synthetic_n100.json"
     (tmp_path / path).parent.mkdir(parents=True)
     (tmp_path / path).write_text(json.dumps(result))
+    (tmp_path / "params.yaml").write_text("baseline: {lr_scale: 2.0}\n")
     text = baseline_lr_block(tmp_path, path)
     # a: +0.50 (21.5 vs 21.0), b: −1.00 (21.0 vs 22.0) — the test column (which points the other way) is not read
     assert "lr_x2 − lr_x1: a +0.50 dB (steps 50 → 50), b -1.00 dB (steps 50 → 50); lr_x2 is ahead on 1 of 2 people" in text
     assert "At step 25: a +1.00 dB, b -1.00 dB." in text
     assert "lr_g 0.001, lr_d 0.002, lr_texture 0.01" in text
+    assert "the study's Baseline cells train at × 2 (params.yaml `baseline.lr_scale`)" in text
     assert "does not exist yet" in baseline_lr_block(tmp_path, "benchmarks/results/missing.json")

@@ -448,6 +448,23 @@ def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_sy
             f"{_fmt(study_scale)} (params.yaml `baseline.lr_scale`). " + _source(path))
 
 
+def study_records_block(root: Path, path: str = "benchmarks/results/baseline_lr_rerun.json") -> str:
+    """benchmarks/compare_study_records.py: a method's study cells now vs an earlier commit's records,
+    per N: the means before → after and the after − before difference paired by actor and seed."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_study_records.py`._\n"
+    r = json.loads(file.read_text())
+    sizes = list(r["sizes"])
+    keys = list(r["sizes"][sizes[0]])
+    rows = [[key, *[f"{_fmt(r['sizes'][n][key]['before'])} → {_fmt(r['sizes'][n][key]['after'])}, "
+                    f"{_fmt_paired(r['sizes'][n][key]['difference'])}" for n in sizes]] for key in keys]
+    return (markdown_table(["metric", *[f"N = {n}: before → after, after − before (pairs higher)" for n in sizes]], rows)
+            + f"\n`{r['method']}` cells of `{r['folder']}` ({len(r['cells'])}) in the working tree vs commit {r['before']}, "
+            f"paired by actor and seed, 95 % Student-t interval; `val_psnr_lower` is the validation score each "
+            f"cell selected its step on, the rest are test metrics. " + _source(path))
+
+
 def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n100.json") -> str:
     """benchmarks/compare_adapt_now.py: adapt-now's schedule (texture start × steps) scored on the real
     held-out people's validation spans at its last step, each variant paired with the baseline by
@@ -570,6 +587,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "baseline_lr": baseline_lr_block,
     "baseline_lr_n25": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_synthetic_n25.json"),
     "baseline_lr_n1000": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_synthetic_n1000.json"),
+    "baseline_lr_rerun": study_records_block,
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,

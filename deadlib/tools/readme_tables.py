@@ -398,13 +398,16 @@ def validation_curves_block(r: dict, key: str, column: str, base: str, ahead: Ca
     cell's best validation step and its test metrics there (for the record; the choice is read from
     validation only), with a summary pairing every other variant with ``base`` by person."""
     steps = sorted({int(s) for c in r["cells"] for s in c["val_psnr_lower"]})
-    tests = list(r["cells"][0]["test"]) if r["cells"] else []
+    tests = next((list(c["test"]) for c in r["cells"] if c["test"]), [])
     rows = [[c["identity"], c[key], *[_fmt(c["val_psnr_lower"].get(str(s), c["val_psnr_lower"].get(s)))
                                       for s in steps],
-             str(c["selected_step"]), *[_fmt(c["test"][k]) for k in tests]] for c in r["cells"]]
+             "diverged" if c.get("diverged") else str(c["selected_step"]), *[_fmt(c["test"].get(k)) for k in tests]]
+            for c in r["cells"]]
     by_person: dict[str, dict[str, dict]] = {}
     for c in r["cells"]:
-        by_person.setdefault(c["identity"], {})[c[key]] = c
+        if not c.get("diverged"):                                 # a diverged run has no best score to pair
+            by_person.setdefault(c["identity"], {})[c[key]] = c
+    diverged = [f"{c[key]} for {c['identity']}" for c in r["cells"] if c.get("diverged")]
     best = lambda c: max(c["val_psnr_lower"].values())          # noqa: E731  the cell's best validation score
     first = lambda c: c["val_psnr_lower"].get(str(steps[0]), c["val_psnr_lower"].get(steps[0]))  # noqa: E731
     summary = ""
@@ -418,6 +421,8 @@ def validation_curves_block(r: dict, key: str, column: str, base: str, ahead: Ca
                                 for p, b, o in pairs)
                     + f"; {ahead(other)} is ahead on {wins} of {len(pairs)} people. At step {steps[0]}: "
                     + ", ".join(f"{p} {first(o) - first(b):+.2f} dB" for p, b, o in pairs) + ".\n\n")
+    if diverged:
+        summary += f"Training diverged (the divergence guard stopped it): {', '.join(diverged)}.\n\n"
     return (summary + markdown_table(["person", column, *[f"val @ {s}" for s in steps], "best val step",
                                       *[f"test {k}" for k in tests]], rows)
             + f"\n{r['corpus']} held-out people, N = {r['n_frames']}, seed {r['seed']}, {r['steps']} steps without early "
@@ -443,9 +448,11 @@ def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_sy
     rates = ", ".join(f"{k} {v:g}" for k, v in r["rates"].items())
     base = next(c["variant"] for c in r["cells"] if c["scale"] == r["scales"][0])   # the pairing's reference
     study_scale = load_params(root / "params.yaml").get("baseline", {}).get("lr_scale")
+    study = ("the cell swept is Ours' (the prior fine-tuned with generic windows mixed in), which the study runs at "
+             "× 1" if r.get("method") == "prior" else f"the cell swept is the Baseline's, which the study runs at × "
+             f"{_fmt(study_scale)} (params.yaml `baseline.lr_scale`)")
     return (validation_curves_block(r, "variant", "learning rates", base, lambda other: other)
-            + f"Scale 1 = `adapt`'s rates ({rates}), Ours' rates; the study's Baseline cells train at × "
-            f"{_fmt(study_scale)} (params.yaml `baseline.lr_scale`). " + _source(path))
+            + f"Scale 1 = `adapt`'s rates ({rates}); {study}. " + _source(path))
 
 
 def study_records_block(root: Path, path: str = "benchmarks/results/baseline_lr_rerun.json") -> str:

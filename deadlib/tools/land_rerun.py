@@ -222,13 +222,14 @@ def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, prod
     return problems
 
 
-def git_tracked(root: Path, relative: str) -> bool:
-    """True when git would track ``relative`` in ``root`` (not ignored)."""
-    done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", relative], capture_output=True, text=True)
-    if done.returncode not in (0, 1):    # 0: ignored, 1: not ignored, 128: not a git repository or a bad path
-        raise LandError(f"git check-ignore failed in {root} for {relative}: {done.stderr.strip()} "
+def git_tracked(root: Path, relatives: list[str]) -> set[str]:
+    """Those of ``relatives`` git would track in ``root`` (not ignored): one ``git check-ignore`` call."""
+    done = subprocess.run(["git", "-C", str(root), "check-ignore", "--stdin", "-z"], capture_output=True, text=True,
+                          input="".join(f"{r}\0" for r in relatives))
+    if done.returncode not in (0, 1):    # 0: some ignored, 1: none ignored, 128: not a git repository or a bad path
+        raise LandError(f"git check-ignore failed in {root}: {done.stderr.strip()} "
                         "(both workspaces must be git checkouts of this repository)")
-    return done.returncode == 1
+    return set(relatives) - set(done.stdout.split("\0"))
 
 
 def ignore_line(relative: str) -> tuple[str, str]:
@@ -257,18 +258,17 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     for name in names:          # what lands together is checked against itself: prepare + train_prior in one call
         produced.update({in_repo(wdirs[name], o["path"]): o.get("md5")
                          for o in theirs["stages"][name].get("outs", [])})
+    outputs = [in_repo(wdirs[name], out["path"]) for name in names for out in theirs["stages"][name].get("outs", [])]
+    tracked_there, tracked_here = git_tracked(there, outputs), git_tracked(here, outputs)
     for name in names:
-        entry = theirs["stages"][name]
-        wdir = wdirs[name]
-        problems += check_entry(name, entry, here, there, wdir, produced, cache)
-        for out in entry.get("outs", []):
-            relative = in_repo(wdir, out["path"])
-            if not git_tracked(there, relative):        # DVC-cached there: ignored here too, as DVC would
-                if git_tracked(here, relative):
-                    gitignore, line = ignore_line(relative)
-                    ignores.setdefault(gitignore, []).append(line)
-            elif (there / relative).is_file():
-                copies.append((there / relative, here / relative))
+        problems += check_entry(name, theirs["stages"][name], here, there, wdirs[name], produced, cache)
+    for relative in outputs:
+        if relative not in tracked_there:               # DVC-cached there: ignored here too, as DVC would
+            if relative in tracked_here:
+                gitignore, line = ignore_line(relative)
+                ignores.setdefault(gitignore, []).append(line)
+        elif (there / relative).is_file():
+            copies.append((there / relative, here / relative))
     if problems:
         raise LandError("not landed:\n  " + "\n  ".join(problems))
     if not dry_run:

@@ -232,6 +232,16 @@ def git_tracked(root: Path, relatives: list[str]) -> set[str]:
     return set(relatives) - set(done.stdout.split("\0"))
 
 
+def git_indexed(root: Path, relatives: list[str]) -> set[str]:
+    """Those of ``relatives`` that are in ``root``'s git index (committed or staged)."""
+    if not relatives:
+        return set()
+    done = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *relatives], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LandError(f"git ls-files failed in {root}: {done.stderr.strip()}")
+    return set(done.stdout.split("\0")) & set(relatives)
+
+
 def ignore_line(relative: str) -> tuple[str, str]:
     """(the ``.gitignore`` beside a DVC-cached output, the line DVC writes into it): ``/<name>``."""
     path = Path(relative)
@@ -260,6 +270,9 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
                          for o in theirs["stages"][name].get("outs", [])})
     outputs = [in_repo(wdirs[name], out["path"]) for name in names for out in theirs["stages"][name].get("outs", [])]
     tracked_there, tracked_here = git_tracked(there, outputs), git_tracked(here, outputs)
+    # a DVC-cached output that git tracks here (committed by hand before DVC ignored it) would reach
+    # a clone as the old bytes beside the new record: it leaves the index (the file stays on disk)
+    untrack = sorted(git_indexed(here, [r for r in outputs if r not in tracked_there]))
     for name in names:
         problems += check_entry(name, theirs["stages"][name], here, there, wdirs[name], produced, cache)
     for relative in outputs:
@@ -289,12 +302,18 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
             (here / gitignore).parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(here / gitignore) as tmp:
                 tmp.write_text(text)
+        if untrack:
+            done = subprocess.run(["git", "-C", str(here), "rm", "--cached", "-q", "--", *untrack],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise LandError(f"git rm --cached failed in {here}: {done.stderr.strip()}")
         mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
         with atomic_output(here / lock) as tmp:
             # written by DVC's own serializer: byte for byte what `dvc repro` writes, so the diff is the landed entries
             tmp.write_text(dumps_yaml(mine))
     return {"entries": names, "copied": [str(dest.relative_to(here)) for _, dest in copies],
-            "ignored": [f"{gitignore}: {line}" for gitignore, lines in ignores.items() for line in lines]}
+            "ignored": [f"{gitignore}: {line}" for gitignore, lines in ignores.items() for line in lines],
+            "untracked": untrack}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'would copy' if args.dry_run else 'copied'} {path}")
     for line in result["ignored"]:
         print(f"  {'would ignore' if args.dry_run else 'ignored'} (DVC-cached) {line}")
+    for path in result["untracked"]:
+        print(f"  {'would untrack' if args.dry_run else 'untracked'} (DVC-cached, was in git) {path}")
     return 0
 
 

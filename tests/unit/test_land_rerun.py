@@ -243,3 +243,26 @@ def test_the_gitignore_dvc_wrote_is_taken_verbatim_when_it_holds_every_line(tmp_
     (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     land(here, there, "pipe/dvc.lock", ["train"])
     assert (here / "reports" / ".gitignore").read_text() == "/a.ipynb\n/old.ipynb\n"
+
+
+def test_a_cached_output_git_still_tracks_here_leaves_the_index(tmp_path):
+    """An output DVC caches, committed by hand here before DVC ignored it, would reach a clone as its old
+    bytes beside the new record: landing takes it out of git's index (the file stays on disk)."""
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    for root in (here, there):
+        (root / "reports").mkdir()
+        (root / "reports" / "a.ipynb").write_text("{}" if root == there else "{old}")
+        (root / "reports" / ".gitignore").write_text("/a.ipynb\n")
+    subprocess.run(["git", "-C", str(here), "add", "-f", "reports/a.ipynb"], check=True)
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["train@a"]["outs"].append({"path": "reports/a.ipynb", "hash": "md5",
+                                              "md5": _md5(there / "reports" / "a.ipynb")})
+    (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["untracked"] == ["reports/a.ipynb"]
+    indexed = lambda: subprocess.run(["git", "-C", str(here), "ls-files", "reports"], capture_output=True,  # noqa: E731
+                                     text=True, check=True).stdout
+    assert indexed() == "reports/a.ipynb\n"                     # a dry run changes nothing
+    result = land(here, there, "pipe/dvc.lock", ["train"])
+    assert result["untracked"] == ["reports/a.ipynb"] and indexed() == ""
+    assert (here / "reports" / "a.ipynb").is_file() and "reports/a.ipynb" not in result["copied"]

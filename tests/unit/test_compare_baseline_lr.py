@@ -26,17 +26,22 @@ def _cell(person, variant, curve, test_psnr):
             "val_psnr_lower": {str(s): v for s, v in curve.items()}, "test": {"psnr_lower": test_psnr}, "train_seconds": 1.0}
 
 
+def _block(root, cells, method, study_scale):
+    """The README block of a sweep of ``method`` made of ``cells`` (N = 100, 50 steps), in ``root``."""
+    result = {"corpus": "synthetic", "method": method, "n_frames": 100, "steps": 50, "seed": 0,
+              "rates": {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01}, "scales": [1.0, 2.0],
+              "adv_start_fraction": 0.5, "machine": "test machine", "cells": cells}
+    path = f"benchmarks/results/{method}_lr_synthetic_n100.json"
+    (root / path).parent.mkdir(parents=True)
+    (root / path).write_text(json.dumps(result))
+    (root / "params.yaml").write_text(f"baseline: {{lr_scale: {study_scale}}}\n")
+    return baseline_lr_block(root, path)
+
+
 def test_the_block_pairs_each_scale_with_the_first_on_validation_only(tmp_path):
     cells = [_cell("a", "lr_x1", {25: 19.0, 50: 21.0}, 30.0), _cell("a", "lr_x2", {25: 20.0, 50: 21.5}, 10.0),
              _cell("b", "lr_x1", {25: 19.0, 50: 22.0}, 10.0), _cell("b", "lr_x2", {25: 18.0, 50: 21.0}, 30.0)]
-    result = {"corpus": "synthetic", "method": "scratch", "n_frames": 100, "steps": 50, "seed": 0,
-              "rates": {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01}, "scales": [1.0, 2.0],
-              "adv_start_fraction": 0.5, "machine": "test machine", "cells": cells}
-    path = "benchmarks/results/baseline_lr_synthetic_n100.json"
-    (tmp_path / path).parent.mkdir(parents=True)
-    (tmp_path / path).write_text(json.dumps(result))
-    (tmp_path / "params.yaml").write_text("baseline: {lr_scale: 2.0}\n")
-    text = baseline_lr_block(tmp_path, path)
+    text = _block(tmp_path, cells, "scratch", study_scale=2.0)
     # a: +0.50 (21.5 vs 21.0), b: −1.00 (21.0 vs 22.0) — the test column (which points the other way) is not read
     assert "lr_x2 − lr_x1: a +0.50 dB (steps 50 → 50), b -1.00 dB (steps 50 → 50); lr_x2 is ahead on 1 of 2 people" in text
     assert "At step 25: a +1.00 dB, b -1.00 dB." in text
@@ -50,14 +55,7 @@ def test_a_diverged_cell_is_reported_and_not_paired(tmp_path):
              _cell("b", "lr_x2", {25: 20.0, 50: 23.0}, 12.0),
              {"identity": "a", "variant": "lr_x2", "scale": 2.0, "selected_step": None, "val_psnr_lower": {},
               "test": {}, "train_seconds": None, "diverged": "L1 jumped at step 60"}]
-    result = {"corpus": "synthetic", "method": "prior", "n_frames": 100, "steps": 50, "seed": 0,
-              "rates": {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01}, "scales": [1.0, 2.0],
-              "adv_start_fraction": 0.5, "machine": "test machine", "cells": cells}
-    path = "benchmarks/results/ours_lr_synthetic_n100.json"
-    (tmp_path / path).parent.mkdir(parents=True)
-    (tmp_path / path).write_text(json.dumps(result))
-    (tmp_path / "params.yaml").write_text("baseline: {lr_scale: 4.0}\n")
-    text = baseline_lr_block(tmp_path, path)
+    text = _block(tmp_path, cells, "prior", study_scale=4.0)
     assert "lr_x2 − lr_x1: b +1.00 dB (steps 50 → 50); lr_x2 is ahead on 1 of 1 people" in text
     assert "Training diverged (the divergence guard stopped it): lr_x2 for a." in text
     assert "| a | lr_x2 | — | — | diverged | — |" in text

@@ -595,6 +595,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "baseline_lr_n25": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_synthetic_n25.json"),
     "baseline_lr_n1000": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_synthetic_n1000.json"),
     "baseline_lr_rerun": study_records_block,
+    "ours_lr": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_synthetic_n100.json"),
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,

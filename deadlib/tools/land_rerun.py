@@ -222,24 +222,25 @@ def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, prod
     return problems
 
 
+def git(root: Path, *args: str, stdin: str | None = None, ok: tuple[int, ...] = (0,)) -> str:
+    """``git -C root <args>``'s output; LandError when its exit status is not in ``ok``."""
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, input=stdin)
+    if done.returncode not in ok:
+        raise LandError(f"git {args[0]} failed in {root}: {done.stderr.strip()} "
+                        "(both workspaces must be git checkouts of this repository)")
+    return done.stdout
+
+
 def git_tracked(root: Path, relatives: list[str]) -> set[str]:
     """Those of ``relatives`` git would track in ``root`` (not ignored): one ``git check-ignore`` call."""
-    done = subprocess.run(["git", "-C", str(root), "check-ignore", "--stdin", "-z"], capture_output=True, text=True,
-                          input="".join(f"{r}\0" for r in relatives))
-    if done.returncode not in (0, 1):    # 0: some ignored, 1: none ignored, 128: not a git repository or a bad path
-        raise LandError(f"git check-ignore failed in {root}: {done.stderr.strip()} "
-                        "(both workspaces must be git checkouts of this repository)")
-    return set(relatives) - set(done.stdout.split("\0"))
+    # exit 0: some ignored, 1: none ignored, 128: not a git repository or a bad path
+    ignored = git(root, "check-ignore", "--stdin", "-z", stdin="".join(f"{r}\0" for r in relatives), ok=(0, 1))
+    return set(relatives) - set(ignored.split("\0"))
 
 
 def git_indexed(root: Path, relatives: list[str]) -> set[str]:
     """Those of ``relatives`` that are in ``root``'s git index (committed or staged)."""
-    if not relatives:
-        return set()
-    done = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *relatives], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise LandError(f"git ls-files failed in {root}: {done.stderr.strip()}")
-    return set(done.stdout.split("\0")) & set(relatives)
+    return set(git(root, "ls-files", "-z", "--", *relatives).split("\0")) & set(relatives) if relatives else set()
 
 
 def ignore_line(relative: str) -> tuple[str, str]:
@@ -265,10 +266,10 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     problems, copies, ignores, cache = [], [], {}, {}
     produced = recorded_outputs(here)
     wdirs = {name: os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)) for name in names}
-    for name in names:          # what lands together is checked against itself: prepare + train_prior in one call
-        produced.update({in_repo(wdirs[name], o["path"]): o.get("md5")
-                         for o in theirs["stages"][name].get("outs", [])})
-    outputs = [in_repo(wdirs[name], out["path"]) for name in names for out in theirs["stages"][name].get("outs", [])]
+    landing = {in_repo(wdirs[name], o["path"]): o.get("md5")
+               for name in names for o in theirs["stages"][name].get("outs", [])}
+    produced.update(landing)    # what lands together is checked against itself: prepare + train_prior in one call
+    outputs = list(landing)
     tracked_there, tracked_here = git_tracked(there, outputs), git_tracked(here, outputs)
     # a DVC-cached output that git tracks here (committed by hand before DVC ignored it) would reach
     # a clone as the old bytes beside the new record: it leaves the index (the file stays on disk)
@@ -303,10 +304,7 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
             with atomic_output(here / gitignore) as tmp:
                 tmp.write_text(text)
         if untrack:
-            done = subprocess.run(["git", "-C", str(here), "rm", "--cached", "-q", "--", *untrack],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                raise LandError(f"git rm --cached failed in {here}: {done.stderr.strip()}")
+            git(here, "rm", "--cached", "-q", "--", *untrack)
         mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
         with atomic_output(here / lock) as tmp:
             # written by DVC's own serializer: byte for byte what `dvc repro` writes, so the diff is the landed entries

@@ -40,8 +40,7 @@ def test_the_derived_params_scale_base_rates_and_profile_overrides_only():
     assert derived["adapt"]["lr_texture"] == pytest.approx(0.04)
     assert derived["adapt"]["by_profile"]["full"]["lr_g"] == pytest.approx(0.002)  # a profile's own rate scales too
     assert derived["adapt"]["by_profile"]["smoke"] == {"steps": 8}                  # no rate added where none was
-    for key in ("steps",):
-        assert derived["adapt"][key] == params["adapt"][key]
+    assert derived["adapt"]["steps"] == params["adapt"]["steps"]
     assert {k: v for k, v in derived.items() if k != "adapt"} == {k: v for k, v in params.items() if k != "adapt"}
     assert baseline_params(_params(1.0))["adapt"] == params["adapt"]
 

@@ -25,7 +25,9 @@ entries landed in the same call count as this checkout's records for each other.
 dependency is hashed here as DVC hashes it (files, and folders by their ``.dir`` hash); a folder that
 gathers other stages' outputs (``metrics/adapt`` for ``evaluate``: git-tracked metrics beside cached
 sidecars) matches when each of its files in the rerun is this checkout's file or an output it records.
-Nothing is written when a check fails (``--dry-run``: check and report only).
+An entry here whose outputs a landed entry now produces (the stage that makes them moved, e.g. a
+matrix split in two) is dropped from the lock: DVC keeps such old entries, and two entries would claim
+the same outputs. Nothing is written when a check fails (``--dry-run``: check and report only).
 """
 
 from __future__ import annotations
@@ -270,6 +272,13 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
                for name in names for o in theirs["stages"][name].get("outs", [])}
     produced.update(landing)    # what lands together is checked against itself: prepare + train_prior in one call
     outputs = list(landing)
+    # an entry here whose outputs a landed entry now produces was moved to another stage (the real
+    # study's scratch cells left `adapt` for `baseline`): DVC keeps such old entries in the lock, where
+    # they would still claim the outputs, so they leave with the landing
+    superseded = [name for name, entry in mine.get("stages", {}).items()
+                  if name not in names and name.split("@")[0] in dvcyaml.get("stages", {})
+                  and any(in_repo(os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)), o["path"]) in landing
+                          for o in entry.get("outs", []))]
     tracked_there, tracked_here = git_tracked(there, outputs), git_tracked(here, outputs)
     # a DVC-cached output that git tracks here (committed by hand before DVC ignored it) would reach
     # a clone as the old bytes beside the new record: it leaves the index (the file stays on disk)
@@ -305,13 +314,15 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
                 tmp.write_text(text)
         if untrack:
             git(here, "rm", "--cached", "-q", "--", *untrack)
+        for name in superseded:
+            del mine["stages"][name]
         mine.setdefault("stages", {}).update({name: theirs["stages"][name] for name in names})
         with atomic_output(here / lock) as tmp:
             # written by DVC's own serializer: byte for byte what `dvc repro` writes, so the diff is the landed entries
             tmp.write_text(dumps_yaml(mine))
     return {"entries": names, "copied": [str(dest.relative_to(here)) for _, dest in copies],
             "ignored": [f"{gitignore}: {line}" for gitignore, lines in ignores.items() for line in lines],
-            "untracked": untrack}
+            "untracked": untrack, "superseded": superseded}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'would ignore' if args.dry_run else 'ignored'} (DVC-cached) {line}")
     for path in result["untracked"]:
         print(f"  {'would untrack' if args.dry_run else 'untracked'} (DVC-cached, was in git) {path}")
+    for name in result["superseded"]:
+        print(f"  {'would drop' if args.dry_run else 'dropped'} {name} (its outputs are a landed entry's now)")
     return 0
 
 

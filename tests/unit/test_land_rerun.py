@@ -266,3 +266,21 @@ def test_a_cached_output_git_still_tracks_here_leaves_the_index(tmp_path):
     result = land(here, there, "pipe/dvc.lock", ["train"])
     assert result["untracked"] == ["reports/a.ipynb"] and indexed() == ""
     assert (here / "reports" / "a.ipynb").is_file() and "reports/a.ipynb" not in result["copied"]
+
+
+def test_an_entry_whose_outputs_moved_to_the_landed_stage_is_dropped(tmp_path):
+    """The real study's scratch cells moved from `adapt` (a method axis of its matrix) to `baseline`: the
+    old entries DVC keeps here would claim the same outputs as the landed ones."""
+    here = _workspace(tmp_path / "main")
+    there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
+    for root in (here, there):
+        dvcyaml = yaml.safe_load((root / "pipe" / "dvc.yaml").read_text())
+        dvcyaml["stages"]["retrain"] = dvcyaml["stages"]["train"]
+        (root / "pipe" / "dvc.yaml").write_text(yaml.safe_dump(dvcyaml))
+    lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
+    lock["stages"]["retrain@b"] = lock["stages"].pop("train@b")
+    (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    result = land(here, there, "pipe/dvc.lock", ["retrain"])
+    assert result["entries"] == ["retrain@b"] and result["superseded"] == ["train@b"]
+    landed = yaml.safe_load((here / "pipe" / "dvc.lock").read_text())["stages"]
+    assert sorted(landed) == ["retrain@b", "train@a"]        # train@a produces other outputs: it stays

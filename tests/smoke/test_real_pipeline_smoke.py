@@ -1,9 +1,10 @@
 """The real-data pipeline (real/dvc.yaml, issue 14) at the smoke profile, in a temporary clone.
 
 Four short real clips of ../shared/realcorpus (real_corpus.by_profile.smoke) → `dvc repro` of one
-prior study cell of the held-out actor: the real_corpus import (external folder as a DVC dependency,
-SHA256SUMS checked), prepare, the real prior, the sync expert and the adaptation cell with its
-evaluation, all written under real/ of the clone. Then `dvc status` of those stages is clean, a
+prior study cell and one Baseline cell of the held-out actor: the real_corpus import (external folder
+as a DVC dependency, SHA256SUMS checked), prepare, the real prior, the sync expert and the two
+cells with their evaluation (the Baseline at adapt's rates × baseline.lr_scale), all written under
+real/ of the clone. Then `dvc status` of those stages is clean, a
 second repro runs nothing, the synthetic pipeline's outputs were not touched, and editing a clip of
 the source folder (here: a copy of it) makes `dvc status` report the corpus as changed.
 Skips when ../shared/realcorpus is absent.
@@ -21,6 +22,7 @@ from support import dvc, git, run_in
 
 REALCORPUS = "realcorpus"
 CELL = "real/dvc.yaml:adapt@mimictalk_trump-25-0-prior"
+BASELINE_CELL = "real/dvc.yaml:baseline@mimictalk_trump-25-0"
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +50,28 @@ def clone(tmp_path_factory, repo_root):
     return {"root": root, "clips": clips}
 
 
+def params_of(root):
+    return yaml.safe_load((root / "params.yaml").read_text())
+
+
 def test_real_pipeline_runs_by_params_alone_and_beside_the_synthetic_run(clone):
     root = clone["root"]
-    dvc("repro", CELL, cwd=root)
+    dvc("repro", CELL, BASELINE_CELL, cwd=root)
     manifest = json.loads((root / "real" / "data" / "raw" / "corpus.json").read_text())
     assert manifest["splits"]["heldout"] == ["mimictalk_trump"] and len(manifest["splits"]["prior"]) == 3
     splits = json.loads((root / "real" / "data" / "prepared" / "splits.json").read_text())
     assert splits["heldout"] == ["mimictalk_trump"] and sorted(splits["prior"]) == manifest["splits"]["prior"]
     cell = json.loads((root / "real" / "metrics" / "adapt" / "prior_mimictalk_trump_n25_s0.json").read_text())
     assert cell["psnr_lower"] is not None and cell["steps"] > 0
+    ours, baseline = (json.loads((root / "real" / "metrics" / "adapt" / f"{name}_mimictalk_trump_n25_s0.settings.json")
+                                 .read_text())["train"] for name in ("prior", "scratch"))
+    scale = params_of(root)["baseline"]["lr_scale"]
+    assert baseline["lr_g"] == pytest.approx(ours["lr_g"] * scale) and baseline["steps"] == ours["steps"]
     assert (root / "real" / "models" / "sync_expert" / "sync_expert.pt").is_file()
     # the synthetic run's outputs were not made (nor overwritten)
     assert not (root / "data" / "prepared").exists() and not (root / "models" / "prior").exists()
-    assert "up to date" in dvc("status", CELL, cwd=root)
-    again = dvc("repro", CELL, cwd=root)
+    assert "up to date" in dvc("status", CELL, BASELINE_CELL, cwd=root)
+    again = dvc("repro", CELL, BASELINE_CELL, cwd=root)
     assert "Running stage" not in again, again
     # the user's folder changes → DVC sees it
     path = clone["clips"] / "real3dportrait_may.mp4"

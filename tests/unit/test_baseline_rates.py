@@ -82,10 +82,13 @@ def test_the_projects_baseline_stage_trains_at_the_scaled_rates(tmp_path):
     assert scratch.steps == prior.steps and scratch.batch_size == prior.batch_size   # the same compute per cell
 
 
-def test_dvc_yaml_runs_the_synthetic_baseline_on_the_derived_file():
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["baseline"]
-    cmd = stage["cmd"]
-    assert "deadlib.train.baseline params.yaml" in cmd
+@pytest.mark.parametrize("dvc_file", ["dvc.yaml", "real/dvc.yaml"])
+def test_both_pipelines_run_their_baseline_on_the_derived_file(dvc_file):
+    stages = yaml.safe_load((REPO / dvc_file).read_text())["stages"]
+    cmd = stages["baseline"]["cmd"]
+    assert "deadlib.train.baseline params.yaml" in cmd and "-p method scratch" in cmd
     derived = cmd.split("deadlib.train.baseline params.yaml", 1)[1].split()[0]
     assert f"-p params_path {derived}" in cmd
-    assert "baseline.lr_scale" in stage["params"]
+    assert "baseline.lr_scale" in stages["baseline"]["params"]
+    # no from-scratch cell is left in the adapt matrix, where it would train at adapt's own rates
+    assert stages["adapt"].get("matrix", {}).get("method", ["prior"]) == ["prior"]

@@ -106,6 +106,18 @@ def differences(here: Any, there: Any, prefix: str) -> list[str]:
     return [] if here == there else [f"{prefix} ({there!r} → {here!r} here)"]
 
 
+def pipeline_stages(root: Path, dvcfile: Path) -> set[str]:
+    """The stage names ``dvcfile`` (relative to ``root``) defines now, foreach / matrix items resolved by DVC."""
+    from dvc.dvcfile import load_file
+    from dvc.repo import Repo
+
+    repo = Repo(str(root), uninitialized=True)           # reads dvc.yaml and its vars; no .dvc folder needed
+    try:
+        return {stage.name for stage in load_file(repo, str(Path(root).resolve() / dvcfile)).stages.values()}
+    finally:
+        repo.close()
+
+
 def selected(entries: dict, stages: list[str]) -> list[str]:
     """Lock entry names equal to a stage or of the form ``<stage>@<item>``."""
     return [name for name in entries if name in stages or name.split("@")[0] in stages]
@@ -114,8 +126,7 @@ def selected(entries: dict, stages: list[str]) -> list[str]:
 def recorded_outputs(root: Path) -> dict[str, str | None]:
     """Every output this checkout records (``git ls-files``: each ``dvc.lock`` stage's outs and each
     ``.dvc`` file's), by path relative to ``root`` → md5 (a file's, or a folder's ``.dir`` hash)."""
-    listed = subprocess.run(["git", "-C", str(root), "ls-files", "*dvc.lock", "*.dvc"], capture_output=True,
-                            text=True).stdout.split()
+    listed = git(root, "ls-files", "*dvc.lock", "*.dvc").split()
     outputs = {}
     for rel in listed:
         file = root / rel
@@ -173,7 +184,7 @@ def composed_dir_matches(rel: str, recorded: str, here: Path, there: Path, produ
             continue
         if not ((here / inner).is_file() and md5_file(here / inner) == md5):
             return False
-    listed = subprocess.run(["git", "-C", str(here), "ls-files", "--", rel], capture_output=True, text=True).stdout.split()
+    listed = git(here, "ls-files", "--", rel).split()
     return all(path in theirs for path in listed)
 
 
@@ -258,10 +269,12 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     dvcyaml = yaml.safe_load((here / dvcfile).read_text())
     theirs = yaml.safe_load((there / lock).read_text())
     mine = yaml.safe_load((here / lock).read_text()) if (here / lock).is_file() else {"schema": "2.0", "stages": {}}
-    # entries the rerun left as this checkout records them (old foreach items DVC keeps in the lock, stages
-    # not rerun) are not a rerun: nothing to land or check
+    # entries the rerun left as this checkout records them (stages not rerun) are not a rerun, and entries
+    # of stages this dvc.yaml no longer defines (old foreach / matrix items DVC keeps in the lock) are
+    # leftovers: nothing to land or check
+    current = pipeline_stages(here, dvcfile)
     names = [n for n in selected(theirs.get("stages", {}), stages)
-             if theirs["stages"][n] != mine.get("stages", {}).get(n)]
+             if n in current and theirs["stages"][n] != mine.get("stages", {}).get(n)]
     missing = [s for s in stages if not selected(theirs.get("stages", {}), [s])]
     if missing:
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
@@ -276,7 +289,7 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     # study's scratch cells left `adapt` for `baseline`): DVC keeps such old entries in the lock, where
     # they would still claim the outputs, so they leave with the landing
     superseded = [name for name, entry in mine.get("stages", {}).items()
-                  if name not in names and name.split("@")[0] in dvcyaml.get("stages", {})
+                  if name not in current and name.split("@")[0] in dvcyaml.get("stages", {})
                   and any(in_repo(os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)), o["path"]) in landing
                           for o in entry.get("outs", []))]
     tracked_there, tracked_here = git_tracked(there, outputs), git_tracked(here, outputs)

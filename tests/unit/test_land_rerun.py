@@ -270,17 +270,23 @@ def test_a_cached_output_git_still_tracks_here_leaves_the_index(tmp_path):
 
 def test_an_entry_whose_outputs_moved_to_the_landed_stage_is_dropped(tmp_path):
     """The real study's scratch cells moved from `adapt` (a method axis of its matrix) to `baseline`: the
-    old entries DVC keeps here would claim the same outputs as the landed ones."""
+    old entries DVC keeps here would claim the same outputs as the landed ones, and the rerun's copy of
+    them (DVC keeps it there too) is a leftover, not a rerun: a second landing finds nothing to land."""
     here = _workspace(tmp_path / "main")
     there = _workspace(tmp_path / "exp", metric='{"psnr": 31}\n')
-    for root in (here, there):
+    for root in (here, there):                                    # train@b's cell is retrain@b's now
         dvcyaml = yaml.safe_load((root / "pipe" / "dvc.yaml").read_text())
-        dvcyaml["stages"]["retrain"] = dvcyaml["stages"]["train"]
+        dvcyaml["stages"]["retrain"] = {"foreach": ["b"], "do": dvcyaml["stages"]["train"]["do"]}
+        dvcyaml["stages"]["train"]["foreach"] = ["a"]
         (root / "pipe" / "dvc.yaml").write_text(yaml.safe_dump(dvcyaml))
+    old = yaml.safe_load((here / "pipe" / "dvc.lock").read_text())["stages"]["train@b"]
     lock = yaml.safe_load((there / "pipe" / "dvc.lock").read_text())
-    lock["stages"]["retrain@b"] = lock["stages"].pop("train@b")
+    lock["stages"]["retrain@b"] = lock["stages"]["train@b"]
+    lock["stages"]["train@b"] = old                                # the leftover DVC keeps in the rerun's lock
     (there / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
-    result = land(here, there, "pipe/dvc.lock", ["retrain"])
-    assert result["entries"] == ["retrain@b"] and result["superseded"] == ["train@b"]
+    result = land(here, there, "pipe/dvc.lock", ["train", "retrain"])
+    assert sorted(result["entries"]) == ["retrain@b", "train@a"] and result["superseded"] == ["train@b"]
     landed = yaml.safe_load((here / "pipe" / "dvc.lock").read_text())["stages"]
-    assert sorted(landed) == ["retrain@b", "train@a"]        # train@a produces other outputs: it stays
+    assert sorted(landed) == ["retrain@b", "train@a"]
+    again = land(here, there, "pipe/dvc.lock", ["train", "retrain"], dry_run=True)
+    assert again["entries"] == [] and again["superseded"] == []

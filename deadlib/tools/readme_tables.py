@@ -598,6 +598,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "baseline_lr_rerun": study_records_block,
     "baseline_lr_rerun_real": lambda root: study_records_block(root, "benchmarks/results/baseline_lr_rerun_real.json"),
     "ours_lr": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_synthetic_n100.json"),
+    "ours_lr_real": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_real_n100.json"),
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,

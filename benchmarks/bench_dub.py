@@ -303,7 +303,6 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{row['peak_anon_rss_mib']:6.0f} MiB (children {row['children_peak_rss_mib']:.0f} MiB), {row['wall_s']:.0f} s wall")
             print("        per step, peak resident / anonymous MiB: " + "; ".join(
                 f"{name} {p['rss_mib']:.0f} / {p['anon_mib']:.0f}" for name, p in row["steps"].items()))
-        for row in memory:
             if row["seconds"] >= 600:                # goal 5 measured, not extrapolated
                 print(f"  measured at {row['seconds'] / 60:g} min of video: peak RSS {row['peak_rss_mib']:.0f} MiB "
                       f"(goal 2048 MiB: {row['peak_rss_mib'] / 2048:.2f}x), peak anonymous RSS "

@@ -280,8 +280,8 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
         raise LandError(f"the rerun's {lock} has no entry for {missing}: run `dvc repro` there first")
     problems, copies, ignores, cache = [], [], {}, {}
     produced = recorded_outputs(here)
-    wdirs = {name: os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)) for name in names}
-    landing = {in_repo(wdirs[name], o["path"]): o.get("md5")
+    wdir = lambda name: os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name))  # noqa: E731  relative to here
+    landing = {in_repo(wdir(name), o["path"]): o.get("md5")
                for name in names for o in theirs["stages"][name].get("outs", [])}
     produced.update(landing)    # what lands together is checked against itself: prepare + train_prior in one call
     outputs = list(landing)
@@ -290,14 +290,13 @@ def land(here: Path, there: Path, lock: str, stages: list[str], dry_run: bool = 
     # they would still claim the outputs, so they leave with the landing
     superseded = [name for name, entry in mine.get("stages", {}).items()
                   if name not in current and name.split("@")[0] in dvcyaml.get("stages", {})
-                  and any(in_repo(os.path.normpath(dvcfile.parent / stage_wdir(dvcyaml, name)), o["path"]) in landing
-                          for o in entry.get("outs", []))]
+                  and any(in_repo(wdir(name), o["path"]) in landing for o in entry.get("outs", []))]
     tracked_there, tracked_here = git_tracked(there, outputs), git_tracked(here, outputs)
     # a DVC-cached output that git tracks here (committed by hand before DVC ignored it) would reach
     # a clone as the old bytes beside the new record: it leaves the index (the file stays on disk)
     untrack = sorted(git_indexed(here, [r for r in outputs if r not in tracked_there]))
     for name in names:
-        problems += check_entry(name, theirs["stages"][name], here, there, wdirs[name], produced, cache)
+        problems += check_entry(name, theirs["stages"][name], here, there, wdir(name), produced, cache)
     for relative in outputs:
         if relative not in tracked_there:               # DVC-cached there: ignored here too, as DVC would
             if relative in tracked_here:

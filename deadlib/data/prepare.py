@@ -61,7 +61,7 @@ from deadlib.data.crop import (
     crop_transform,
     map_points,
 )
-from deadlib.data.raster_store import RasterWriter
+from deadlib.data.raster_store import RasterWriter, write_npy_rows
 from deadlib.data.track import (
     NoFaceError,
     TrackError,
@@ -200,15 +200,12 @@ def analyse_video(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapp
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         source = kept if keep else iter_frames(path, **decode)  # second decode when too big for RAM
-        out = np.lib.format.open_memmap(folder / "frames.npy", mode="w+", dtype=np.uint8, shape=(n, res, res, 3))
         decoded = timings["decode"]
-        with _timed(timings, "crop"):
-            for k, crop in enumerate(crop_frames(_timed_iter(source, timings), transforms, res, crop_cfg["pad"], 1 / scale)):
-                out[k] = crop
+        with _timed(timings, "crop"):  # crops stream into frames.npy (written as they come, timed as crop)
+            crops = crop_frames(_timed_iter(source, timings), transforms, res, crop_cfg["pad"], 1 / scale)
+            write_npy_rows(folder / "frames.npy", crops, (n, res, res, 3), np.uint8)
         timings["crop"] -= timings["decode"] - decoded
-        with _timed(timings, "write"):
-            out.flush()
-            del out, kept, source
+        del kept, source
         with _timed(timings, "mel"):
             sr = int(cfg["sample_rate"])
             audio = read_audio(path, sr)[: round(n / fps * sr)]  # the audio of the kept frames

@@ -10,6 +10,10 @@ rows stream straight into their zip entry; mask rows wait in an unnamed temp fil
 are zero rows, as in the arrays they replace. The writer writes the path it is given and deletes it
 on an error; give it ``deadlib.core.files.atomic_output``'s temporary path so the file appears under
 its name only when complete (``prepare.finish_video`` does).
+
+``write_npy_rows`` does the same for a plain ``.npy`` of rows (prepare's ``frames.npy``): rows go
+through a file handle, never a writable memory map, whose touched pages would stay in the process's
+resident set — the whole cropped video, ≈ 74 MiB a minute at 128 px.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterable
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -37,6 +41,26 @@ def _zeros(stream: BinaryIO, n_bytes: int) -> None:
         piece = min(n_bytes, COPY_BYTES)
         stream.write(bytes(piece))
         n_bytes -= piece
+
+
+def write_npy_rows(path: str | os.PathLike, rows: Iterable[np.ndarray], shape: tuple[int, ...], dtype) -> int:
+    """Write the .npy of an array of ``shape`` (N, ...) and ``dtype`` from ``rows`` (each ``shape[1:]``, cast
+    as an assignment into the array would cast), one row at a time; rows after the last one given are zero
+    (as in a file ``np.lib.format.open_memmap`` made). Byte for byte what ``np.save`` writes for the whole
+    array. Returns the number of rows given; more than N rows, or a row of another shape, raise ValueError."""
+    dtype, n = np.dtype(dtype), int(shape[0])
+    row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    given = 0
+    with open(path, "wb") as stream:
+        _npy_header(stream, shape, dtype)
+        for row in rows:
+            row = np.asarray(row)
+            if given >= n or row.shape != tuple(shape[1:]):
+                raise ValueError(f"row {given} of shape {row.shape} does not fit an array of shape {tuple(shape)}")
+            stream.write(row.astype(dtype, copy=False).tobytes())
+            given += 1
+        _zeros(stream, (n - given) * row_bytes)
+    return given
 
 
 class RasterWriter:

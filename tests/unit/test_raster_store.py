@@ -57,3 +57,30 @@ def test_an_error_leaves_no_file_and_out_of_order_rows_are_refused(tmp_path):
         with RasterWriter(tmp_path / "raster.npz", 10, 8, LEVELS) as out:
             out.write(np.array([0, 1]), uv[:1], masks[:2])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("given", [9, 6, 0])
+def test_npy_rows_same_bytes_as_the_memory_map_prepare_wrote(tmp_path, given, monkeypatch):
+    """frames.npy streamed row by row equals what np.lib.format.open_memmap + row assignment wrote
+    (prepare before) and what np.save writes, rows not given (a short decode) zero in both."""
+    monkeypatch.setattr(raster_store, "COPY_BYTES", 100)  # the zero tail in several pieces
+    shape = (9, 5, 4, 3)
+    rows = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
+    mapped = np.lib.format.open_memmap(tmp_path / "mapped.npy", mode="w+", dtype=np.uint8, shape=shape)
+    for k in range(given):
+        mapped[k] = rows[k]
+    mapped.flush()
+    del mapped
+    expected = rows.copy()
+    expected[given:] = 0
+    np.save(tmp_path / "saved.npy", expected)
+    assert raster_store.write_npy_rows(tmp_path / "rows.npy", iter(rows[:given]), shape, np.uint8) == given
+    written = (tmp_path / "rows.npy").read_bytes()
+    assert written == (tmp_path / "mapped.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+
+
+def test_npy_rows_refuse_rows_that_do_not_fit(tmp_path):
+    with pytest.raises(ValueError, match="does not fit"):
+        raster_store.write_npy_rows(tmp_path / "a.npy", [np.zeros((2, 2), np.uint8)] * 3, (2, 2, 2), np.uint8)
+    with pytest.raises(ValueError, match="does not fit"):
+        raster_store.write_npy_rows(tmp_path / "b.npy", [np.zeros((2, 3), np.uint8)], (2, 2, 2), np.uint8)

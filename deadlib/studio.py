@@ -20,10 +20,12 @@ import html
 import io
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -348,6 +350,9 @@ class Studio:
         self.out_dir = Path(out_dir) if out_dir else Path(dub_cfg["cache_dir"]) / "studio"
         self.models_root = Path(models_root) if models_root else self.base / "models"
         self.upload_dir = Path(tempfile.mkdtemp(prefix="dead-studio-uploads-"))
+        # uploaded copies are only this studio's inputs: removed by close(), when the studio is collected,
+        # or when Python exits (each studio made one more folder in /tmp before, never removed)
+        self._remove_uploads = weakref.finalize(self, shutil.rmtree, self.upload_dir, ignore_errors=True)
         self.roots = [Path(r) for r in roots] if roots else media_roots(self.base)
         self._lock, self._cancel = threading.Lock(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -554,6 +559,12 @@ class Studio:
         if self.busy:
             self._cancel.set()
             self.say("cancelling after the current chunk…")
+
+    def close(self) -> None:
+        """Cancel a running dub, wait for it, and remove the uploaded files (the dubs stay in ``out_dir``)."""
+        self.cancel()
+        self.wait()
+        self._remove_uploads()
 
     def _need(self, path: Path | None, what: str) -> Path:
         if path is None:

@@ -114,6 +114,7 @@ def studio(tmp_path):
     yield st
     st.cancel()
     st.wait(60)
+    st.close()
 
 
 def test_studio_defaults_to_the_listed_files(studio, tmp_path):
@@ -140,6 +141,15 @@ def run(studio, start) -> str:
     assert start()
     assert studio.wait(300)
     return studio.message.value
+
+
+def test_close_removes_the_uploads_and_nothing_else(studio, tmp_path):
+    studio.video_upload.value = upload("up.mp4", b"not a video")
+    folder = studio.upload_dir
+    assert (folder / "up.mp4").is_file()
+    studio.close()
+    assert not folder.exists() and (tmp_path / "media" / "clip.mp4").is_file()
+    studio.close()  # twice is fine
 
 
 def test_upload_that_is_not_media_gives_one_line_message(studio):

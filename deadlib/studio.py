@@ -560,10 +560,11 @@ class Studio:
             self._cancel.set()
             self.say("cancelling after the current chunk…")
 
-    def close(self) -> None:
-        """Cancel a running dub, wait for it, and remove the uploaded files (the dubs stay in ``out_dir``)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Cancel a running dub, wait for it (at most ``timeout`` s), and remove the uploaded files (the dubs
+        stay in ``out_dir``)."""
         self.cancel()
-        self.wait()
+        self.wait(timeout)
         self._remove_uploads()
 
     def _need(self, path: Path | None, what: str) -> Path:

@@ -112,9 +112,7 @@ def studio(tmp_path):
     st = S.Studio(profile="smoke", roots=[media], out_dir=tmp_path / "out", models_root=tmp_path / "models",
                   overrides={"cache_dir": str(tmp_path / "cache")})
     yield st
-    st.cancel()
-    st.wait(60)
-    st.close()
+    st.close(timeout=60)
 
 
 def test_studio_defaults_to_the_listed_files(studio, tmp_path):

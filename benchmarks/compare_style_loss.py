@@ -52,6 +52,7 @@ import deadlib.train.loop as train_loop
 from deadlib.core.config import load_params
 from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.eval.evaluate import crop_metrics, render_test
+from deadlib.eval.sharpness import sharpness_ratio
 from deadlib.model.vgg import VGGFeatures, _vgg19_trunk
 from deadlib.tools.machine import describe
 from deadlib.train.adapt import adapt, cell_settings
@@ -139,25 +140,6 @@ def install(variant: str) -> None:
 
 
 # ----------------------------------------------------------------------------- scoring
-
-
-def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float | None:
-    """Variance of the Laplacian of an (S, S, 3) uint8 image's luminance inside ``mask`` (S, S); None when empty."""
-    inside = mask > 0.5
-    if inside.sum() < 4:
-        return None
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return float(cv2.Laplacian(grey, cv2.CV_32F, ksize=3)[inside].var())
-
-
-def sharpness_ratio(pred: np.ndarray, real: np.ndarray, mouth: np.ndarray) -> float | None:
-    """Mean over frames of Laplacian variance (output) / (real) inside the mouth mask (1 = as sharp as the truth)."""
-    ratios = []
-    for p, r, m in zip(pred, real, mouth):
-        vp, vr = laplacian_variance(p, m), laplacian_variance(r, m)
-        if vp is not None and vr:
-            ratios.append(vp / vr)
-    return float(np.mean(ratios)) if ratios else None
 
 
 def validation_scores(state, val_set) -> dict:

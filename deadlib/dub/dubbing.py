@@ -73,6 +73,7 @@ from deadlib.dub.person import adapt_now, find_style, prepare_cached
 from deadlib.dub.render import (
     MASK_MODES,
     MOUTH_BLENDS,
+    UPSCALE_KERNELS,
     ChunkDubber,
     FrameSource,
     mouth_blend,
@@ -97,6 +98,9 @@ def dub_settings(profile: str | None = None, params_path: str | os.PathLike | No
             raise ConfigError(f"dub.{key} must be one of {allowed}, got {dub_cfg[key]!r}")
     if dub_cfg["blend"]["method"] not in METHODS:
         raise ConfigError(f"dub.blend.method must be one of {METHODS}, got {dub_cfg['blend']['method']!r}")
+    if dub_cfg["blend"].get("upscale") not in UPSCALE_KERNELS:
+        raise ConfigError(f"dub.blend.upscale must be one of {tuple(UPSCALE_KERNELS)}, "
+                          f"got {dub_cfg['blend'].get('upscale')!r}")
     return dub_cfg
 
 

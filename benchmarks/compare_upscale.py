@@ -1,0 +1,199 @@
+"""How the 128 px render should be enlarged into a large face (issue 14, item 4): the upscale floor.
+
+    .venv/bin/python benchmarks/compare_upscale.py [--kernels linear cubic lanczos] [--stride 1]
+
+The renderer draws 128 px crops; a face of 384–1080 px video spans 300–600 frame pixels, so every
+dubbed frame magnifies the render 2.5–5×. ``deadlib.dub.render.composite`` pastes it with
+``deadlib.data.blend.paste_back``, whose warp is bilinear — the softest kernel there is — unless
+``dub.blend.upscale`` first resizes the crop with a sharper one (``deadlib.dub.render.enlarge``).
+
+To measure what the enlargement alone costs, this benchmark takes the renderer out: a PERFECT 128 px
+renderer would output exactly the prepared crop (``frames.npy``, what the renderer is trained to
+reproduce). That crop is pasted back into its own native frame by ``composite`` with the dub's own
+blend settings and mask (the lower face, grown by the feather), once per kernel, and compared with the
+native frame: PSNR / SSIM inside the lower face and the mouth (the crop's masks warped into the frame),
+and the sharpness ratio (``deadlib.eval.sharpness``: variance of the Laplacian, output / real; 1 = as
+sharp as the truth). It is the ceiling any 128 px render can reach in the frame, per kernel.
+
+Frames: every real corpus person's VALIDATION span (``report.json`` splits; the test parts are never
+read) from ``real/data/prepared`` (384 px; run the real pipeline's ``prepare`` first), and ``--clips``
+(default the two 512 px clips of ../shared/clips, prepared here into a temporary folder with the real
+basis; they belong to no study). Kernels are compared per person (paired differences to ``linear``,
+95 % Student-t intervals over people); the choice for ``dub.blend.upscale`` reads these validation
+frames only. Also prints each kernel's composite time per frame. Writes
+``benchmarks/results/upscale_real.json`` (README block ``upscale``) unless ``--no-save``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deadlib.core.config import stage_config
+from deadlib.core.intervals import mean_ci, paired_summary
+from deadlib.data import face3d
+from deadlib.data.blend import to_opencv_affine
+from deadlib.data.prepare import prepare_video
+from deadlib.data.prepare import settings as prepare_settings
+from deadlib.data.video import iter_frames
+from deadlib.dub.dubbing import dub_settings
+from deadlib.dub.render import UPSCALE_KERNELS, composite, crop_scale, paste_mask
+from deadlib.eval.metrics import psnr, ssim
+from deadlib.eval.sharpness import sharpness_ratio
+from deadlib.tools.machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CLIPS = REPO.parent / "shared" / "clips"
+DEFAULT_CLIPS = ("hdtf_WDA_AlexandriaOcasioCortez_000.mp4", "vretalking_face2.mp4")
+SCORES = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "sharpness_lower", "sharpness_mouth")
+
+
+def frame_region(packed: np.ndarray, bit: int, affine: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    """The crop-space mask bit ``bit`` of a packed (S, S) mask warped into the frame → (H, W) bool
+    (bilinear, > 0.5), through the (2, 3) continuous-coordinate frame → crop ``affine``."""
+    m = ((packed & bit) > 0).astype(np.float32)
+    warped = cv2.warpAffine(m, to_opencv_affine(affine), (frame_hw[1], frame_hw[0]),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+    return warped > 0.5
+
+
+def box_of(region: np.ndarray, margin: int = 8) -> tuple[slice, slice]:
+    """Row and column slices of ``region``'s bounding box grown by ``margin`` (clipped to the frame)."""
+    ys, xs = np.nonzero(region)
+    h, w = region.shape
+    return (slice(max(ys.min() - margin, 0), min(ys.max() + margin + 1, h)),
+            slice(max(xs.min() - margin, 0), min(xs.max() + margin + 1, w)))
+
+
+def span_frames(folder: Path, split: str, stride: int):
+    """(native frame (H, W, 3) uint8, crop (S, S, 3), affine (2, 3), packed mask (S, S)) for every
+    ``stride``-th frame of the prepared video's ``split`` span (nothing when it has none)."""
+    report = json.loads((folder / "report.json").read_text())
+    span = report["splits"].get(split)
+    if not span or span[1] <= span[0]:
+        return
+    source = Path(report["source"])
+    source = source if source.is_absolute() else REPO / source
+    track = np.load(folder / "track.npz")
+    crops = np.load(folder / "frames.npy", mmap_mode="r")
+    packed = np.load(folder / "raster.npz")["masks"]
+    if tuple(report["tracking_size"]) != tuple(report["source_size"]):
+        raise SystemExit(f"{folder.name}: tracked at {report['tracking_size']}, not its native "
+                         f"{report['source_size']}: the crop affines are not in native pixels")
+    for k, frame in enumerate(iter_frames(source, fps=report["fps_out"], max_frames=span[1])):
+        if k >= span[0] and (k - span[0]) % stride == 0 and track["valid"][k]:
+            yield frame, np.asarray(crops[k]), track["crop"][k], packed[k]
+
+
+def score_frames(frames, blend: dict, kernels: list[str], resolution: int) -> dict:
+    """Per kernel: every score of :data:`SCORES` averaged over ``frames``, the composite's seconds a
+    frame, and the magnification (face side in frame px / crop side)."""
+    per: dict = {k: defaultdict(list) for k in kernels}
+    grow = int(round(float(blend["feather"]) * resolution))
+    magnification = []
+    for frame, crop, affine, packed in frames:
+        lower = frame_region(packed, face3d.MASK_LOWER, affine, frame.shape[:2])
+        mouth = frame_region(packed, face3d.MASK_MOUTH, affine, frame.shape[:2])
+        if lower.sum() < 16 or mouth.sum() < 16:
+            continue
+        rows, cols = box_of(lower)
+        real = frame[rows, cols]
+        lo, mo = lower[rows, cols].astype(np.float64), mouth[rows, cols].astype(np.float64)
+        pmask = paste_mask(((packed & face3d.MASK_LOWER) > 0)[None], grow)[0]
+        magnification.append(1.0 / crop_scale(affine))
+        for kernel in kernels:
+            t = time.perf_counter()
+            out = composite(frame, crop, affine, pmask, {**blend, "upscale": kernel})[rows, cols]
+            per[kernel]["seconds"].append(time.perf_counter() - t)
+            scores = per[kernel]
+            scores["psnr_lower"].append(psnr(out, real, lo))
+            scores["ssim_lower"].append(ssim(out, real, lo))
+            scores["psnr_mouth"].append(psnr(out, real, mo))
+            scores["ssim_mouth"].append(ssim(out, real, mo))
+            scores["sharpness_lower"].append(sharpness_ratio([out], [real], [lo]))
+            scores["sharpness_mouth"].append(sharpness_ratio([out], [real], [mo]))
+    return {k: {key: float(np.mean([v for v in vals if v is not None])) for key, vals in per[k].items()}
+            | {"frames": len(per[k]["seconds"]), "magnification": float(np.mean(magnification))}
+            for k in kernels if per[k]["seconds"]}
+
+
+def prepared_clips(names: list[str], work: Path, profile: str) -> list[Path]:
+    """The ``names`` of ../shared/clips prepared into ``work`` with the real corpus's basis; each is
+    given a 'val' span covering all its frames (these clips belong to no study)."""
+    cfg = prepare_settings(stage_config("prepare", profile, params_path=REPO / "params.yaml"))
+    folders = []
+    for name in names:
+        report = prepare_video(SHARED_CLIPS / name, work, cfg, REPO / "real/data/prepared/expr_basis.npz")
+        folder = work / report["name"]
+        report = json.loads((folder / "report.json").read_text())
+        report["splits"] = {"val": [0, report["frames"]]}
+        (folder / "report.json").write_text(json.dumps(report))
+        folders.append(folder)
+    return folders
+
+
+def compare(people: dict[str, dict], kernels: list[str]) -> dict:
+    """Mean of each score per kernel over people, and each kernel − the first paired by person."""
+    base = kernels[0]
+    out = {}
+    for kernel in kernels:
+        rows = [p[kernel] for p in people.values() if kernel in p]
+        entry = {key: mean_ci([r[key] for r in rows])[0] for key in (*SCORES, "seconds")}
+        if kernel != base:
+            entry[f"vs_{base}"] = {key: paired_summary([p[kernel][key] - p[base][key] for p in people.values()
+                                                        if kernel in p and base in p]) for key in SCORES}
+        out[kernel] = entry
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kernels", nargs="+", default=list(UPSCALE_KERNELS), choices=list(UPSCALE_KERNELS))
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--stride", type=int, default=1, help="score every stride-th validation frame")
+    ap.add_argument("--clips", nargs="*", default=list(DEFAULT_CLIPS), help="files of ../shared/clips")
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args(argv)
+    kernels = ["linear", *[k for k in args.kernels if k != "linear"]]   # linear: the paired reference
+    cache = REPO / "real/data/prepared"
+    if not (cache / "expr_basis.npz").is_file():
+        raise SystemExit("real/data/prepared is not there: run `dvc repro real/dvc.yaml:prepare` first")
+    blend = dub_settings(args.profile, REPO / "params.yaml")["blend"]
+    resolution = int(stage_config("prepare", args.profile, params_path=REPO / "params.yaml")["resolution"])
+    people: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="upscale_clips_") as tmp:
+        clips = prepared_clips(args.clips, Path(tmp), args.profile) if args.clips and SHARED_CLIPS.is_dir() else []
+        folders = sorted(p.parent for p in cache.glob("*/report.json")) + clips
+        for folder in folders:
+            scored = score_frames(span_frames(folder, "val", args.stride), blend, kernels, resolution)
+            if not scored:
+                continue
+            people[folder.name] = scored
+            line = "  ".join(f"{k} {v['psnr_lower']:.2f}/{v['sharpness_mouth']:.2f}" for k, v in scored.items())
+            print(f"{folder.name:32s} ×{scored[kernels[0]]['magnification']:.2f}  {scored[kernels[0]]['frames']:4d} "
+                  f"frames  psnr_lower/sharpness_mouth: {line}", flush=True)
+    summary = compare(people, kernels)
+    for kernel, entry in summary.items():
+        diffs = entry.get(f"vs_{kernels[0]}", {})
+        text = "  ".join(f"{key} {d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})"
+                         for key, d in diffs.items() if d)
+        print(f"{kernel:8s} {entry['seconds'] * 1e3:6.2f} ms/frame  {text}")
+    result = {"machine": describe(), "profile": args.profile, "stride": args.stride, "blend": blend,
+              "clips": args.clips, "kernels": kernels, "people": people, "summary": summary}
+    if not args.no_save:
+        out = REPO / "benchmarks" / "results" / "upscale_real.json"
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,8 @@ params.yaml; each prepares its own cache first), so the engines are compared in 
 first engine listed is the one the floor and the goal ratios are read on.
 
 ``--render-dtypes float32 bfloat16`` dubs once per renderer precision (``dub.render_dtype``) as well,
-and prints the PSNR of each output video against the first one's. Always printed: the **renderer
+and prints the PSNR of each output video against the first one's; ``--upscales linear lanczos`` the same
+for how the render is enlarged before the paste (``dub.blend.upscale``). Always printed: the **renderer
 forward** alone on the profile's batch of random inputs, in the training form (StyleGAN2's fused
 grouped convolution), the inference form the dub uses (deadlib.model.inference) and that form in
 bfloat16 — ms per frame, the ratio to the training form, and the PSNR of each output against it.
@@ -57,6 +58,7 @@ from deadlib.core.config import load_params, stage_config
 from deadlib.data.face3d import RASTER_ENGINES, ExpressionBasis
 from deadlib.data.video import FPS, SAMPLE_RATE, iter_frames, read_audio, write_video
 from deadlib.dub.dubbing import dub
+from deadlib.dub.render import UPSCALE_KERNELS
 from deadlib.model.inference import RENDER_DTYPES
 from deadlib.model.renderer import RendererConfig
 from deadlib.synth.generate import SynthSettings, generate_corpus
@@ -235,6 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="rasterisers to dub with, in the same run (prepare.raster.engine)")
     ap.add_argument("--render-dtypes", nargs="+", default=["float32"], choices=RENDER_DTYPES,
                     help="renderer precisions to dub with, in the same run (dub.render_dtype)")
+    ap.add_argument("--upscales", nargs="+", default=None, choices=list(UPSCALE_KERNELS),
+                    help="how the render is enlarged before the paste, in the same run (dub.blend.upscale; "
+                         "default: params.yaml's)")
     ap.add_argument("--memory-seconds", type=float, nargs="*", default=[],
                     help="also dub the clip looped to these lengths (s) at --memory-height and report peak RSS")
     ap.add_argument("--memory-height", type=int, default=1080)
@@ -245,15 +250,18 @@ def main(argv: list[str] | None = None) -> dict:
         root = Path(tmp)
         world = build(root, args.profile, args.seconds, args.size)
         runs, outputs = [], {}
-        variants = [(engine, dtype) for engine in args.engines for dtype in args.render_dtypes]
-        for engine, dtype in variants:
+        upscales = args.upscales or [stage_config("dub", args.profile)["blend"]["upscale"]]
+        variants = [(e, d, u) for e in args.engines for d in args.render_dtypes for u in upscales]
+        for engine, dtype, upscale in variants:
             params = engine_params(root, engine)
-            tag = ", ".join(([engine] if len(args.engines) > 1 else []) + ([dtype] if len(args.render_dtypes) > 1 else []))
-            out = root / f"out_{engine}_{dtype}.mp4"
+            tag = ", ".join(([engine] if len(args.engines) > 1 else []) + ([dtype] if len(args.render_dtypes) > 1 else [])
+                            + ([f"upscale {upscale}"] if len(upscales) > 1 else []))
+            out = root / f"out_{engine}_{dtype}_{upscale}.mp4"
             for label in ("first (prepares)", "steady state"):
                 result = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p00.mp4", root / "actor",
                              out, profile=args.profile, params_path=params, name="synth_h00",
-                             device=args.device, progress=False, overrides={**world["overrides"], "render_dtype": dtype})
+                             device=args.device, progress=False, overrides={**world["overrides"], "render_dtype": dtype,
+                                                                         "blend": {"upscale": upscale}})
                 runs.append((f"{label}, {tag}" if tag else label, result))
             outputs[tag or "dub"] = out
         first_out = next(iter(outputs.values()))

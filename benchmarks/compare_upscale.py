@@ -13,7 +13,10 @@ reproduce). That crop is pasted back into its own native frame by ``composite`` 
 blend settings and mask (the lower face, grown by the feather), once per kernel, and compared with the
 native frame: PSNR / SSIM inside the lower face and the mouth (the crop's masks warped into the frame),
 and the sharpness ratio (``deadlib.eval.sharpness``: variance of the Laplacian, output / real; 1 = as
-sharp as the truth). It is the ceiling any 128 px render can reach in the frame, per kernel.
+sharp as the truth). It is the ceiling any 128 px render can reach in the frame, per kernel. ``--sides``
+adds the same ceiling for a renderer of another resolution (default twice the profile's: 256 px, the
+``full`` profile's GPU renderer): the native frame cropped at that side, as prepare crops, and pasted the
+same way — what a higher-resolution renderer would buy at best.
 
 Frames: every real corpus person's VALIDATION span (``report.json`` splits; the test parts are never
 read) from ``real/data/prepared`` (384 px; run the real pipeline's ``prepare`` first), and ``--clips``
@@ -41,6 +44,7 @@ from deadlib.core.config import stage_config
 from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.data import face3d
 from deadlib.data.blend import to_opencv_affine
+from deadlib.data.crop import crop_frame
 from deadlib.data.prepare import prepare_video
 from deadlib.data.prepare import settings as prepare_settings
 from deadlib.data.video import iter_frames
@@ -93,10 +97,18 @@ def span_frames(folder: Path, split: str, stride: int):
             yield frame, np.asarray(crops[k]), track["crop"][k], packed[k]
 
 
-def score_frames(frames, blend: dict, kernels: list[str], resolution: int) -> dict:
-    """Per kernel: every score of :data:`SCORES` averaged over ``frames``, the composite's seconds a
-    frame, and the magnification (face side in frame px / crop side)."""
-    per: dict = {k: defaultdict(list) for k in kernels}
+def variants(kernels: list[str], sides: list[int], resolution: int) -> dict[str, tuple[str, int]]:
+    """Variant name → (kernel, crop side): 'lanczos' at the renderer's side, 'lanczos@256' at another."""
+    return {(k if side == resolution else f"{k}@{side}"): (k, side) for side in sides for k in kernels}
+
+
+def score_frames(frames, blend: dict, kernels: list[str], resolution: int, sides: list[int]) -> dict:
+    """Per variant (kernel × crop side): every score of :data:`SCORES` averaged over ``frames``, the
+    composite's seconds a frame, and the magnification (face side in frame px / crop side). A side
+    other than the renderer's crops the native frame afresh (``crop_frame``, as prepare does): what a
+    perfect renderer at that resolution would draw."""
+    named = variants(kernels, sides, resolution)
+    per: dict = {v: defaultdict(list) for v in named}
     grow = int(round(float(blend["feather"]) * resolution))
     magnification = []
     for frame, crop, affine, packed in frames:
@@ -109,11 +121,14 @@ def score_frames(frames, blend: dict, kernels: list[str], resolution: int) -> di
         lo, mo = lower[rows, cols].astype(np.float64), mouth[rows, cols].astype(np.float64)
         pmask = paste_mask(((packed & face3d.MASK_LOWER) > 0)[None], grow)[0]
         magnification.append(1.0 / crop_scale(affine))
-        for kernel in kernels:
+        for name, (kernel, side) in named.items():
+            f = side / resolution
+            c, a = (crop, affine) if side == resolution else (crop_frame(frame, affine * f, side), affine * f)
+            m = pmask if side == resolution else cv2.resize(pmask, (side, side), interpolation=cv2.INTER_LINEAR)
             t = time.perf_counter()
-            out = composite(frame, crop, affine, pmask, {**blend, "upscale": kernel})[rows, cols]
-            per[kernel]["seconds"].append(time.perf_counter() - t)
-            scores = per[kernel]
+            out = composite(frame, c, a, m, {**blend, "upscale": kernel})[rows, cols]
+            per[name]["seconds"].append(time.perf_counter() - t)
+            scores = per[name]
             scores["psnr_lower"].append(psnr(out, real, lo))
             scores["ssim_lower"].append(ssim(out, real, lo))
             scores["psnr_mouth"].append(psnr(out, real, mo))
@@ -121,8 +136,38 @@ def score_frames(frames, blend: dict, kernels: list[str], resolution: int) -> di
             scores["sharpness_lower"].append(sharpness_ratio([out], [real], [lo]))
             scores["sharpness_mouth"].append(sharpness_ratio([out], [real], [mo]))
     return {k: {key: float(np.mean([v for v in vals if v is not None])) for key, vals in per[k].items()}
-            | {"frames": len(per[k]["seconds"]), "magnification": float(np.mean(magnification))}
-            for k in kernels if per[k]["seconds"]}
+            | {"frames": len(per[k]["seconds"]), "magnification": float(np.mean(magnification))
+               * resolution / named[k][1]}
+            for k in named if per[k]["seconds"]}
+
+
+def crops_figure(folder: Path, blend: dict, resolution: int, names: list[str], out: Path) -> None:
+    """Before/after crops: the lower face of the middle frame of ``folder``'s validation span — the native
+    frame, then the perfect render pasted with each variant of ``names`` — side by side, labelled (PNG)."""
+    named = variants(list(UPSCALE_KERNELS), [resolution, 2 * resolution], resolution)
+    frames = list(span_frames(folder, "val", 1))
+    frame, crop, affine, packed = frames[len(frames) // 2]
+    rows, cols = box_of(frame_region(packed, face3d.MASK_LOWER, affine, frame.shape[:2]))
+    pmask = paste_mask(((packed & face3d.MASK_LOWER) > 0)[None], int(round(float(blend["feather"]) * resolution)))[0]
+    tiles = [("native frame", frame[rows, cols])]
+    for name in names:
+        kernel, side = named[name]
+        f = side / resolution
+        c, a = (crop, affine) if side == resolution else (crop_frame(frame, affine * f, side), affine * f)
+        m = pmask if side == resolution else cv2.resize(pmask, (side, side), interpolation=cv2.INTER_LINEAR)
+        label = f"{kernel}, {side} px render" + (" (before)" if name == "linear" else "")
+        tiles.append((label, composite(frame, c, a, m, {**blend, "upscale": kernel})[rows, cols]))
+    labelled = []
+    for label, tile in tiles:
+        tile = np.ascontiguousarray(tile)
+        band = np.full((22, tile.shape[1], 3), 255, np.uint8)
+        cv2.putText(band, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        labelled.append(np.concatenate([band, tile], 0))
+    gap = np.full((labelled[0].shape[0], 4, 3), 255, np.uint8)
+    sheet = np.concatenate([x for t in labelled for x in (t, gap)][:-1], 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    print(f"wrote {out} ({folder.name}, face ×{1 / crop_scale(affine):.2f} the {resolution} px crop)")
 
 
 def prepared_clips(names: list[str], work: Path, profile: str) -> list[Path]:
@@ -141,7 +186,7 @@ def prepared_clips(names: list[str], work: Path, profile: str) -> list[Path]:
 
 
 def compare(people: dict[str, dict], kernels: list[str]) -> dict:
-    """Mean of each score per kernel over people, and each kernel − the first paired by person."""
+    """Mean of each score per variant over people, and each variant − the first paired by person."""
     base = kernels[0]
     out = {}
     for kernel in kernels:
@@ -158,8 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kernels", nargs="+", default=list(UPSCALE_KERNELS), choices=list(UPSCALE_KERNELS))
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--sides", type=int, nargs="+", default=None,
+                    help="crop sides of the perfect render (default: the renderer's, and twice it)")
     ap.add_argument("--stride", type=int, default=1, help="score every stride-th validation frame")
     ap.add_argument("--clips", nargs="*", default=list(DEFAULT_CLIPS), help="files of ../shared/clips")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="write only a before/after crops figure (PNG) of the first --clips clip, then stop")
+    ap.add_argument("--figure-variants", nargs="+", default=["linear", "lanczos", "lanczos@256"])
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     kernels = ["linear", *[k for k in args.kernels if k != "linear"]]   # linear: the paired reference
@@ -168,26 +218,34 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("real/data/prepared is not there: run `dvc repro real/dvc.yaml:prepare` first")
     blend = dub_settings(args.profile, REPO / "params.yaml")["blend"]
     resolution = int(stage_config("prepare", args.profile, params_path=REPO / "params.yaml")["resolution"])
+    sides = [resolution, *[s for s in (args.sides or [2 * resolution]) if s != resolution]]
     people: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="upscale_clips_") as tmp:
+        if args.figure:
+            if not args.clips or not SHARED_CLIPS.is_dir():
+                raise SystemExit("--figure needs a clip of ../shared/clips (--clips NAME)")
+            crops_figure(prepared_clips(args.clips[:1], Path(tmp), args.profile)[0], blend, resolution,
+                         args.figure_variants, args.figure)
+            return 0
         clips = prepared_clips(args.clips, Path(tmp), args.profile) if args.clips and SHARED_CLIPS.is_dir() else []
         folders = sorted(p.parent for p in cache.glob("*/report.json")) + clips
         for folder in folders:
-            scored = score_frames(span_frames(folder, "val", args.stride), blend, kernels, resolution)
+            scored = score_frames(span_frames(folder, "val", args.stride), blend, kernels, resolution, sides)
             if not scored:
                 continue
             people[folder.name] = scored
             line = "  ".join(f"{k} {v['psnr_lower']:.2f}/{v['sharpness_mouth']:.2f}" for k, v in scored.items())
             print(f"{folder.name:32s} ×{scored[kernels[0]]['magnification']:.2f}  {scored[kernels[0]]['frames']:4d} "
                   f"frames  psnr_lower/sharpness_mouth: {line}", flush=True)
-    summary = compare(people, kernels)
+    summary = compare(people, list(variants(kernels, sides, resolution)))
     for kernel, entry in summary.items():
         diffs = entry.get(f"vs_{kernels[0]}", {})
         text = "  ".join(f"{key} {d['mean']:+.3f} ± {d['ci95']:.3f} ({d['higher']}/{d['n']})"
                          for key, d in diffs.items() if d)
         print(f"{kernel:8s} {entry['seconds'] * 1e3:6.2f} ms/frame  {text}")
     result = {"machine": describe(), "profile": args.profile, "stride": args.stride, "blend": blend,
-              "clips": args.clips, "kernels": kernels, "people": people, "summary": summary}
+              "clips": args.clips, "resolution": resolution, "sides": sides,
+              "kernels": list(variants(kernels, sides, resolution)), "people": people, "summary": summary}
     if not args.no_save:
         out = REPO / "benchmarks" / "results" / "upscale_real.json"
         out.write_text(json.dumps(result, indent=1) + "\n")

@@ -542,6 +542,32 @@ def style_loss_block(root: Path, path: str = "benchmarks/results/style_loss_real
             + _source(path))
 
 
+def upscale_block(root: Path, path: str = "benchmarks/results/upscale_real.json") -> str:
+    """benchmarks/compare_upscale.py: the prepared crop pasted back into its own native frame per
+    enlargement kernel (the ceiling of a perfect 128 px render), paired with 'linear' by person."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_upscale.py`._\n"
+    r = json.loads(file.read_text())
+    keys = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "sharpness_lower", "sharpness_mouth")
+    base = r["kernels"][0]
+    rows = [[kernel, *[_fmt(v[k]) for k in keys],
+             *[_fmt_paired(v.get(f"vs_{base}", {}).get(k), "reference" if kernel == base else "—") for k in keys],
+             _fmt(v["seconds"] * 1e3)] for kernel, v in r["summary"].items()]
+    people = r["people"]
+    mags = [p[base]["magnification"] for p in people.values()]
+    frames = sum(p[base]["frames"] for p in people.values())
+    return (markdown_table(["upscale", *[f"val {k}" for k in keys], *[f"{k} − {base} (higher)" for k in keys],
+                            "composite ms/frame"], rows)
+            + f"\n{len(people)} real people ({frames} frames: {'every frame' if r['stride'] == 1 else 'one frame in ' + _fmt(r['stride'])}"
+            f" of each corpus person's validation span, and the whole of {', '.join(r['clips']) or 'no clip'}), "
+            f"the face {min(mags):.1f}–{max(mags):.1f}× the 128 px crop; the prepared crop (what a perfect renderer "
+            f"would draw) pasted back into its own native frame with the dub's blend (`{r['profile']}` profile); "
+            f"region scores against the native frame, sharpness = Laplacian variance output / real (1 = as sharp); "
+            f"differences paired by person with a 95 % Student-t interval (people ahead / people); {r['machine']}. "
+            + _source(path))
+
+
 def a2e_probe_block(root: Path, path: str = "benchmarks/results/a2e_feature_probe_real.json") -> str:
     """benchmarks/probe_a2e_features.py: ridge probes of the jaw coefficient on unseen prior speakers,
     by feature set and ridge strength (rows) and share of the training speech (columns)."""
@@ -597,11 +623,13 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "baseline_lr_real": lambda root: baseline_lr_block(root, "benchmarks/results/baseline_lr_real_n100.json"),
     "baseline_lr_rerun": study_records_block,
     "baseline_lr_rerun_real": lambda root: study_records_block(root, "benchmarks/results/baseline_lr_rerun_real.json"),
+    "ours_lr_rerun_real": lambda root: study_records_block(root, "benchmarks/results/ours_lr_rerun_real.json"),
     "ours_lr": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_synthetic_n100.json"),
     "ours_lr_real": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_real_n100.json"),
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,
+    "upscale": upscale_block,
     "a2e_probe": a2e_probe_block,
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),

@@ -123,3 +123,19 @@ def test_style_loss_block_pairs_each_stand_in_with_none(tmp_path):
     text = readme_tables.style_loss_block(tmp_path)
     assert "| grad_l1 | 1.8 | 24 | 0.7 |" in text and "+0.250 ± 0.500 (2/3)" in text
     assert text.count("| none | — |") == 1 and "val mouth_sharpness_ratio − none (higher)" in text
+
+
+def test_upscale_block_pairs_each_kernel_with_linear(tmp_path):
+    scores = {"psnr_lower": 38.0, "ssim_lower": 0.97, "psnr_mouth": 37.0, "ssim_mouth": 0.96,
+              "sharpness_lower": 0.4, "sharpness_mouth": 0.3, "seconds": 0.009}
+    paired = {k: {"mean": 1.5, "ci95": 0.2, "higher": 2, "n": 2} for k in scores if k != "seconds"}
+    person = {"linear": {**scores, "frames": 10, "magnification": 2.5}, "lanczos": {**scores, "frames": 10, "magnification": 2.5}}
+    result = {"machine": "m", "profile": "default", "stride": 2, "clips": ["a.mp4"], "kernels": ["linear", "lanczos"],
+              "people": {"p1": person, "p2": {**person, "linear": {**person["linear"], "magnification": 3.0}}},
+              "summary": {"linear": scores, "lanczos": {**scores, "vs_linear": paired}}}
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    assert "does not exist yet" in readme_tables.upscale_block(tmp_path)
+    (tmp_path / "benchmarks" / "results" / "upscale_real.json").write_text(json.dumps(result))
+    text = readme_tables.upscale_block(tmp_path)
+    assert "| lanczos | 38 | 0.97 |" in text and "+1.500 ± 0.200 (2/2)" in text and "| linear |" in text
+    assert "reference" in text and "2 real people (20 frames: one frame in 2 of each" in text and "2.5–3.0×" in text

@@ -1,4 +1,5 @@
-"""deadlib.train.baseline: the Baseline cells train at adapt's rates × baseline.lr_scale, through a
+"""deadlib.train.baseline (and the refusals and CLI of deadlib.train.ours_rates, its sibling for the real Ours
+cells): the Baseline cells train at adapt's rates × baseline.lr_scale, through a
 params file derived from params.yaml; nothing else in it changes, and a bad scale is refused."""
 
 import copy
@@ -8,6 +9,7 @@ import pytest
 import yaml
 
 from deadlib.core.config import ConfigError, load_params, stage_config
+from deadlib.train import ours_rates
 from deadlib.train.adapt import cell_settings
 from deadlib.train.baseline import (
     baseline_params,
@@ -45,28 +47,47 @@ def test_the_derived_params_scale_base_rates_and_profile_overrides_only():
     assert baseline_params(_params(1.0))["adapt"] == params["adapt"]
 
 
-@pytest.mark.parametrize("scale", [0, -2.0, "4", True, None])
-def test_a_bad_scale_is_refused(scale):
-    with pytest.raises(ConfigError, match="baseline.lr_scale"):
-        baseline_params(_params(scale))
+# The two derived-rate writers (the Baseline's here, the real Ours cells' in deadlib.train.ours_rates) refuse
+# the same way and write the same way: name → (derive, CLI, where the scale lives, what a missing one says).
+WRITERS = {"baseline": (baseline_params, main, ("baseline", "lr_scale"), "add `baseline"),
+           "ours": (ours_rates.ours_params, ours_rates.main, ("real_study", "ours_lr_scale"), "add `ours_lr_scale")}
 
 
-def test_a_params_file_without_the_section_says_what_to_add():
+def _scaled(scale, where=("baseline", "lr_scale")):
     params = _params()
-    del params["baseline"]
-    with pytest.raises(ConfigError, match="add `baseline"):
-        baseline_params(params)
+    params["real_study"] = {"identities": ["a"], "ours_lr_scale": 1.0}
+    params[where[0]][where[1]] = scale
+    return params
 
 
-def test_the_cli_writes_a_params_file_the_cells_read(tmp_path):
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("scale", [0, -2.0, "4", True, None])
+def test_a_bad_scale_is_refused(writer, scale):
+    derive, _, where, _ = WRITERS[writer]
+    with pytest.raises(ConfigError, match=".".join(where)):
+        derive(_scaled(scale, where))
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_params_file_without_the_scale_says_what_to_add(writer):
+    derive, _, where, hint = WRITERS[writer]
+    params = _scaled(1.0, where)
+    del params[where[0]][where[1]]
+    with pytest.raises(ConfigError, match=hint):
+        derive(params)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_the_cli_writes_a_params_file_the_cells_read(writer, tmp_path):
+    _, cli, where, _ = WRITERS[writer]
     src, out = tmp_path / "params.yaml", tmp_path / "cell" / "params.yaml"
-    src.write_text(yaml.safe_dump(_params(2.0)))
-    assert main([str(src), str(out)]) == 0
+    src.write_text(yaml.safe_dump(_scaled(2.0, where)))
+    assert cli([str(src), str(out)]) == 0
     assert stage_config("adapt", "default", params_path=out)["lr_g"] == pytest.approx(0.002)
     assert stage_config("adapt", "full", params_path=out)["lr_g"] == pytest.approx(0.001)
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(_params(-1.0)))
-    assert main([str(bad), str(tmp_path / "never.yaml")]) == 2
+    bad.write_text(yaml.safe_dump(_scaled(-1.0, where)))
+    assert cli([str(bad), str(tmp_path / "never.yaml")]) == 2
     assert not (tmp_path / "never.yaml").exists()                 # nothing half-written on a refusal
 
 

@@ -1,5 +1,6 @@
 """deadlib.train.ours_rates: the real study's Ours cells train at adapt's rates × real_study.ours_lr_scale,
-through a params file derived from params.yaml; the synthetic Ours cells keep adapt's own rates."""
+through a params file derived from params.yaml; the synthetic Ours cells keep adapt's own rates. (Its
+refusals and CLI are tested beside the Baseline's, tests/unit/test_baseline_rates.py.)"""
 
 import copy
 from pathlib import Path
@@ -7,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deadlib.core.config import ConfigError, stage_config
 from deadlib.train.adapt import cell_settings
-from deadlib.train.ours_rates import main, ours_params, write_ours_params
+from deadlib.train.ours_rates import ours_params, write_ours_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,30 +32,6 @@ def test_the_derived_params_scale_adapts_rates_and_nothing_else():
     assert derived["adapt"]["by_profile"]["smoke"] == {"steps": 8}
     assert {k: v for k, v in derived.items() if k != "adapt"} == {k: v for k, v in params.items() if k != "adapt"}
     assert ours_params(_params(1.0))["adapt"] == params["adapt"]
-
-
-@pytest.mark.parametrize("scale", [0, -0.5, "0.5", True, None])
-def test_a_bad_scale_is_refused(scale):
-    with pytest.raises(ConfigError, match="real_study.ours_lr_scale"):
-        ours_params(_params(scale))
-
-
-def test_a_params_file_without_the_key_says_what_to_add():
-    params = _params()
-    del params["real_study"]["ours_lr_scale"]
-    with pytest.raises(ConfigError, match="add `ours_lr_scale"):
-        ours_params(params)
-
-
-def test_the_cli_writes_a_params_file_the_cells_read_and_nothing_on_a_refusal(tmp_path):
-    src, out = tmp_path / "params.yaml", tmp_path / "cell" / "params.yaml"
-    src.write_text(yaml.safe_dump(_params(0.5)))
-    assert main([str(src), str(out)]) == 0
-    assert stage_config("adapt", "default", params_path=out)["lr_g"] == pytest.approx(0.0005)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(_params(-1.0)))
-    assert main([str(bad), str(tmp_path / "never.yaml")]) == 2
-    assert not (tmp_path / "never.yaml").exists()
 
 
 def test_the_real_ours_cells_train_at_the_projects_scale_and_the_synthetic_ones_at_adapts(tmp_path):

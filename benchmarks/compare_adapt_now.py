@@ -1,7 +1,7 @@
 """How many adapt-now steps a new person needs, and from which texture (issue 18, goal 3).
 
     .venv/bin/python benchmarks/compare_adapt_now.py [--corpus real] [--n-frames 100] \
-        [--variants random:100 mean:50 mean:75] [--seeds 0 1]
+        [--variants random:100 mean:50 mean:75 random:100:0.5] [--seeds 0 1] [--name NAME]
 
 Adapt-now (``dub --identity adapt-now``) trains a fixed number of steps (``dub.adapt.steps``) with no
 validation to stop on, so its step count is the largest share of a new person's cost
@@ -29,6 +29,7 @@ from deadlib.core.config import load_params
 from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.model.texture import TEXTURE_INITS
 from deadlib.tools.machine import describe
+from deadlib.train.baseline import scaled_rates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_texture_init import (  # noqa: E402
@@ -42,12 +43,23 @@ from compare_texture_init import (  # noqa: E402
 VAL_KEYS = ("psnr_lower", "psnr", "ssim")       # what train()'s in-training validation logs (val/*)
 
 
-def parse_variant(text: str) -> tuple[str, int]:
-    """``INIT:STEPS`` → (init, steps)."""
-    init, _, steps = text.partition(":")
-    if init not in TEXTURE_INITS or not steps.isdigit() or int(steps) < 1:
-        raise argparse.ArgumentTypeError(f"--variants {text!r}: expected INIT:STEPS with INIT one of {TEXTURE_INITS}")
-    return init, int(steps)
+def parse_variant(text: str) -> tuple[str, int, float]:
+    """``INIT:STEPS`` or ``INIT:STEPS:SCALE`` → (init, steps, learning-rate scale; 1 = adapt's rates)."""
+    parts = text.split(":")
+    init, steps, scale = (parts + ["", "1"][len(parts) - 1:])[:3] if len(parts) <= 3 else ("", "", "")
+    try:
+        lr_scale = float(scale)
+    except ValueError:
+        lr_scale = -1.0
+    if init not in TEXTURE_INITS or not steps.isdigit() or int(steps) < 1 or not lr_scale > 0:
+        raise argparse.ArgumentTypeError(f"--variants {text!r}: expected INIT:STEPS[:SCALE] with INIT one of "
+                                         f"{TEXTURE_INITS} and SCALE > 0 (× adapt's lr_g / lr_d / lr_texture)")
+    return init, int(steps), lr_scale
+
+
+def variant_name(init: str, steps: int, lr_scale: float) -> str:
+    """'random100', or 'random100_lr0.5' when the rates are scaled."""
+    return f"{init}{steps}" + ("" if lr_scale == 1 else f"_lr{lr_scale:g}")
 
 
 def last_step(curve: dict) -> float | None:
@@ -63,30 +75,30 @@ def paired(cells: list[dict], base: str, other: str, key: str) -> dict | None:
     return paired_summary(diff)
 
 
-def run(corpus: str, n_frames: int, variants: list[tuple[str, int]], seeds: list[int], val_windows: int,
+def run(corpus: str, n_frames: int, variants: list[tuple[str, int, float]], seeds: list[int], val_windows: int,
         work: Path) -> dict:
     params = load_params(REPO / "params.yaml")
     identities = params[CORPORA[corpus][0]]["identities"]
     eval_every = params["adapt"]["eval_every"]
     work.mkdir(parents=True, exist_ok=True)
-    names = [f"{init}{steps}" for init, steps in variants]
+    names = [variant_name(*v) for v in variants]
     paths = {name: variant_params(work, name, {"texture_init": init, "steps": steps, "select_metric": None,
                                                "patience": 0, "eval_every": min(eval_every, steps),
-                                               "n_val_windows": val_windows})
-             for name, (init, steps) in zip(names, variants)}
+                                               "n_val_windows": val_windows, **scaled_rates(params["adapt"], scale)})
+             for name, (init, steps, scale) in zip(names, variants)}
     cells = []
     for seed in seeds:
         for identity in identities:
-            for name, (init, steps) in zip(names, variants):   # interleaved: a cut-short run still pairs
+            for name, (init, steps, _) in zip(names, variants):   # interleaved: a cut-short run still pairs
                 cell = run_variant_cell(corpus, identity, name, paths[name], n_frames, seed, work)
                 cells.append({"identity": identity, "seed": seed, "variant": name, "init": init, "steps": steps,
                               "val_final": {k: last_step(cell["val"].get(k, {})) for k in VAL_KEYS},
                               "val_psnr_lower": cell["val"].get("psnr_lower", {}), "test": cell["test"],
                               "train_seconds": cell["train_seconds"]})
     summary = {}
-    for name, (init, steps) in zip(names, variants):
+    for name, (init, steps, scale) in zip(names, variants):
         mine = [c for c in cells if c["variant"] == name]
-        summary[name] = {"init": init, "steps": steps,
+        summary[name] = {"init": init, "steps": steps, "lr_scale": scale,
                          "val_final": {k: mean_ci([c["val_final"][k] for c in mine])[0] for k in VAL_KEYS},
                          "vs_baseline": {k: paired(cells, names[0], name, k) for k in VAL_KEYS} if name != names[0] else None,
                          "test": {k: mean_ci([c["test"][k] for c in mine])[0] for k in mine[0]["test"]},
@@ -100,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="real")
     ap.add_argument("--n-frames", type=int, default=100, help="adaptation frames (issue 18: the first 100)")
-    ap.add_argument("--variants", nargs="+", type=parse_variant, default=[("random", 100), ("mean", 50), ("mean", 75)],
-                    help="INIT:STEPS ...; the first is the baseline (today's adapt-now)")
+    ap.add_argument("--variants", nargs="+", type=parse_variant,
+                    default=[("random", 100, 1.0), ("mean", 50, 1.0), ("mean", 75, 1.0)],
+                    help="INIT:STEPS[:SCALE] ...; the first is the baseline (today's adapt-now); SCALE multiplies "
+                         "adapt's three learning rates (default 1)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--val-windows", type=int, default=32, help="validation windows per person (adapt.n_val_windows)")
     ap.add_argument("--work", type=Path, default=None, help="cell folders (default: /tmp/adapt_now_<corpus>)")
+    ap.add_argument("--name", default=None, help="results file name (default adapt_now_<corpus>_n<N>)")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     result = run(args.corpus, args.n_frames, args.variants, args.seeds, args.val_windows,
@@ -114,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: validation psnr_lower {v['val_final']['psnr_lower']:.2f}"
               + (f", vs baseline {d['mean']:+.2f} dB ({d['higher']}/{d['n']} higher)" if d else " (baseline)"))
     if not args.no_save:
-        write_results(f"adapt_now_{args.corpus}_n{args.n_frames}", result)
+        write_results(args.name or f"adapt_now_{args.corpus}_n{args.n_frames}", result)
     return 0
 
 

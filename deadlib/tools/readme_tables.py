@@ -483,11 +483,11 @@ def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n
     val_keys = list(next(iter(r["variants"].values()))["val_final"])
     test_keys = list(next(iter(r["variants"].values()))["test"])
 
-    rows = [[name, v["init"], str(v["steps"]), *[_fmt(v["val_final"][k]) for k in val_keys],
+    rows = [[name, v["init"], str(v["steps"]), _fmt(v.get("lr_scale", 1)), *[_fmt(v["val_final"][k]) for k in val_keys],
              *[_fmt_paired(v["vs_baseline"][k], "—") if v["vs_baseline"] else "baseline" for k in val_keys],
              *[_fmt(v["test"][k]) for k in test_keys], _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
     seeds = ", ".join(str(s) for s in r["seeds"])
-    return (markdown_table(["variant", "texture start", "steps", *[f"val {k}" for k in val_keys],
+    return (markdown_table(["variant", "texture start", "steps", "lr × adapt's", *[f"val {k}" for k in val_keys],
                             *[f"val {k} − baseline (higher)" for k in val_keys], *[f"test {k}" for k in test_keys],
                             "train s"], rows)
             + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, "
@@ -632,6 +632,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "upscale": upscale_block,
     "a2e_probe": a2e_probe_block,
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
+    "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),

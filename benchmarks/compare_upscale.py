@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deadlib.core.config import stage_config
+from deadlib.core.config import load_params, stage_config
 from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.data import face3d
 from deadlib.data.blend import to_opencv_affine
@@ -77,9 +77,9 @@ def box_of(region: np.ndarray, margin: int = 8) -> tuple[slice, slice]:
             slice(max(xs.min() - margin, 0), min(xs.max() + margin + 1, w)))
 
 
-def span_frames(folder: Path, split: str, stride: int):
-    """(native frame (H, W, 3) uint8, crop (S, S, 3), affine (2, 3), packed mask (S, S)) for every
-    ``stride``-th frame of the prepared video's ``split`` span (nothing when it has none)."""
+def span_frames(folder: Path, split: str, stride: int, with_index: bool = False):
+    """(native frame (H, W, 3) uint8, crop (S, S, 3), affine (2, 3), packed mask (S, S)[, frame index])
+    for every ``stride``-th frame of the prepared video's ``split`` span (nothing when it has none)."""
     report = json.loads((folder / "report.json").read_text())
     span = report["splits"].get(split)
     if not span or span[1] <= span[0]:
@@ -94,12 +94,33 @@ def span_frames(folder: Path, split: str, stride: int):
                          f"{report['source_size']}: the crop affines are not in native pixels")
     for k, frame in enumerate(iter_frames(source, fps=report["fps_out"], max_frames=span[1])):
         if k >= span[0] and (k - span[0]) % stride == 0 and track["valid"][k]:
-            yield frame, np.asarray(crops[k]), track["crop"][k], packed[k]
+            yield (frame, np.asarray(crops[k]), track["crop"][k], packed[k]) + ((k,) if with_index else ())
 
 
 def variants(kernels: list[str], sides: list[int], resolution: int) -> dict[str, tuple[str, int]]:
     """Variant name → (kernel, crop side): 'lanczos' at the renderer's side, 'lanczos@256' at another."""
     return {(k if side == resolution else f"{k}@{side}"): (k, side) for side in sides for k in kernels}
+
+
+def rendered_frames(cell_dir: Path, folder: Path, n_frames: int):
+    """(native frame, the cell's RENDER of it (S, S, 3), affine, packed mask) for the frames of the
+    prepared video ``folder``'s validation span: a study cell's renderer and texture (``cell_dir``:
+    checkpoint.pt, adapted on the first ``n_frames`` frames, references drawn from them as the study's
+    evaluation draws them) render every validation window; the first render of each frame is kept."""
+    from deadlib.data.dataset import WindowDataset
+    from deadlib.eval.evaluate import render_test
+    from deadlib.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(cell_dir / "checkpoint.pt", "cpu", restore_rng=False, load_optimizers=False)
+    r = state.cfg.renderer
+    val = WindowDataset(folder.parent, [folder.name], split="val", window=r.window, n_refs=r.n_refs,
+                        seed=state.cfg.seed, n_train_frames=n_frames, ref_split="train")
+    rendered = render_test(state, val)
+    first = {int(f): k for k, f in reversed(list(enumerate(rendered["frame_ids"])))}
+    renders = {f: rendered["pred"][k] for f, k in first.items()}
+    for frame, _, affine, packed, k in span_frames(folder, "val", 1, with_index=True):
+        if k in renders:
+            yield frame, renders[k], affine, packed
 
 
 def score_frames(frames, blend: dict, kernels: list[str], resolution: int, sides: list[int]) -> dict:
@@ -210,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figure", type=Path, default=None,
                     help="write only a before/after crops figure (PNG) of the first --clips clip, then stop")
     ap.add_argument("--figure-variants", nargs="+", default=["linear", "lanczos", "lanczos@256"])
+    ap.add_argument("--cells", type=Path, default=None,
+                    help="render mode: a folder of real study cells (real/models/adapt after `dvc repro`); each "
+                         "held-out person's Ours cell at real_study.ablation_size renders its validation span and "
+                         "THOSE renders are pasted (writes upscale_renders_real.json)")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     kernels = ["linear", *[k for k in args.kernels if k != "linear"]]   # linear: the paired reference
@@ -227,10 +252,17 @@ def main(argv: list[str] | None = None) -> int:
             crops_figure(prepared_clips(args.clips[:1], Path(tmp), args.profile)[0], blend, resolution,
                          args.figure_variants, args.figure)
             return 0
-        clips = prepared_clips(args.clips, Path(tmp), args.profile) if args.clips and SHARED_CLIPS.is_dir() else []
-        folders = sorted(p.parent for p in cache.glob("*/report.json")) + clips
+        if args.cells:
+            study = load_params(REPO / "params.yaml")["real_study"]
+            sides, n_cell = [resolution], int(study["ablation_size"])
+            folders = [cache / name for name in study["identities"]]
+            frames_of = {f: rendered_frames(args.cells / f"prior_{f.name}_n{n_cell}_s0", f, n_cell) for f in folders}
+        else:
+            clips = prepared_clips(args.clips, Path(tmp), args.profile) if args.clips and SHARED_CLIPS.is_dir() else []
+            folders = sorted(p.parent for p in cache.glob("*/report.json")) + clips
+            frames_of = {f: span_frames(f, "val", args.stride) for f in folders}
         for folder in folders:
-            scored = score_frames(span_frames(folder, "val", args.stride), blend, kernels, resolution, sides)
+            scored = score_frames(frames_of[folder], blend, kernels, resolution, sides)
             if not scored:
                 continue
             people[folder.name] = scored
@@ -244,10 +276,11 @@ def main(argv: list[str] | None = None) -> int:
                          for key, d in diffs.items() if d)
         print(f"{kernel:8s} {entry['seconds'] * 1e3:6.2f} ms/frame  {text}")
     result = {"machine": describe(), "profile": args.profile, "stride": args.stride, "blend": blend,
-              "clips": args.clips, "resolution": resolution, "sides": sides,
+              "clips": [] if args.cells else args.clips, "resolution": resolution, "sides": sides,
+              "renders": f"Ours cells prior_<person>_n{n_cell}_s0" if args.cells else None,
               "kernels": list(variants(kernels, sides, resolution)), "people": people, "summary": summary}
     if not args.no_save:
-        out = REPO / "benchmarks" / "results" / "upscale_real.json"
+        out = REPO / "benchmarks" / "results" / f"upscale_{'renders_' if args.cells else ''}real.json"
         out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {out.relative_to(REPO)}")
     return 0

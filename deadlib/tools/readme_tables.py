@@ -557,12 +557,20 @@ def upscale_block(root: Path, path: str = "benchmarks/results/upscale_real.json"
     people = r["people"]
     mags = [p[base]["magnification"] for p in people.values()]
     frames = sum(p[base]["frames"] for p in people.values())
+    if r.get("renders"):
+        what = (f"{len(people)} real held-out people ({frames} frames: every frame of each one's validation span), "
+                f"the face {min(mags):.1f}–{max(mags):.1f}× the 128 px crop; each person's study cell ({r['renders']}) "
+                f"renders the span and the RENDER is pasted into the native frame with the dub's blend "
+                f"(`{r['profile']}` profile); ")
+    else:
+        what = (f"{len(people)} real people ({frames} frames: "
+                f"{'every frame' if r['stride'] == 1 else 'one frame in ' + _fmt(r['stride'])} of each corpus person's "
+                f"validation span, and the whole of {', '.join(r['clips']) or 'no clip'}), the face "
+                f"{min(mags):.1f}–{max(mags):.1f}× the 128 px crop; the prepared crop (what a perfect renderer would "
+                f"draw) pasted back into its own native frame with the dub's blend (`{r['profile']}` profile); ")
     return (markdown_table(["upscale", *[f"val {k}" for k in keys], *[f"{k} − {base} (higher)" for k in keys],
                             "composite ms/frame"], rows)
-            + f"\n{len(people)} real people ({frames} frames: {'every frame' if r['stride'] == 1 else 'one frame in ' + _fmt(r['stride'])}"
-            f" of each corpus person's validation span, and the whole of {', '.join(r['clips']) or 'no clip'}), "
-            f"the face {min(mags):.1f}–{max(mags):.1f}× the 128 px crop; the prepared crop (what a perfect renderer "
-            f"would draw) pasted back into its own native frame with the dub's blend (`{r['profile']}` profile); "
+            + "\n" + what +
             f"region scores against the native frame, sharpness = Laplacian variance output / real (1 = as sharp); "
             f"differences paired by person with a 95 % Student-t interval (people ahead / people); {r['machine']}. "
             + _source(path))
@@ -630,6 +638,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,
     "upscale": upscale_block,
+    "upscale_renders": lambda root: upscale_block(root, "benchmarks/results/upscale_renders_real.json"),
     "a2e_probe": a2e_probe_block,
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),

@@ -176,7 +176,7 @@ def crops_figure(folder: Path, blend: dict, resolution: int, names: list[str], o
         f = side / resolution
         c, a = (crop, affine) if side == resolution else (crop_frame(frame, affine * f, side), affine * f)
         m = pmask if side == resolution else cv2.resize(pmask, (side, side), interpolation=cv2.INTER_LINEAR)
-        label = f"{kernel}, {side} px render" + (" (before)" if name == "linear" else "")
+        label = f"{kernel}, perfect {side} px render"
         tiles.append((label, composite(frame, c, a, m, {**blend, "upscale": kernel})[rows, cols]))
     labelled = []
     for label, tile in tiles:

@@ -54,6 +54,9 @@ from deadlib.eval.metrics import psnr, ssim
 from deadlib.eval.sharpness import sharpness_ratio
 from deadlib.tools.machine import describe
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_texture_init import write_results  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIPS = REPO.parent / "shared" / "clips"
 DEFAULT_CLIPS = ("hdtf_WDA_AlexandriaOcasioCortez_000.mp4", "vretalking_face2.mp4")
@@ -280,9 +283,7 @@ def main(argv: list[str] | None = None) -> int:
               "renders": f"Ours cells prior_<person>_n{n_cell}_s0" if args.cells else None,
               "kernels": list(variants(kernels, sides, resolution)), "people": people, "summary": summary}
     if not args.no_save:
-        out = REPO / "benchmarks" / "results" / f"upscale_{'renders_' if args.cells else ''}real.json"
-        out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {out.relative_to(REPO)}")
+        write_results(f"upscale_{'renders_' if args.cells else ''}real", result)
     return 0
 
 

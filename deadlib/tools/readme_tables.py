@@ -447,10 +447,16 @@ def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_sy
     r = json.loads(file.read_text())
     rates = ", ".join(f"{k} {v:g}" for k, v in r["rates"].items())
     base = next(c["variant"] for c in r["cells"] if c["scale"] == r["scales"][0])   # the pairing's reference
-    study_scale = load_params(root / "params.yaml").get("baseline", {}).get("lr_scale")
-    study = ("the cell swept is Ours' (the prior fine-tuned with generic windows mixed in), which the study runs at "
-             "× 1" if r.get("method") == "prior" else f"the cell swept is the Baseline's, which the study runs at × "
-             f"{_fmt(study_scale)} (params.yaml `baseline.lr_scale`)")
+    params = load_params(root / "params.yaml")
+    if r.get("method") != "prior":
+        study = (f"the cell swept is the Baseline's, which the study runs at × "
+                 f"{_fmt(params.get('baseline', {}).get('lr_scale'))} (params.yaml `baseline.lr_scale`)")
+    elif r.get("corpus") == "real":
+        study = (f"the cell swept is Ours' (the prior fine-tuned with generic windows mixed in), which the real study "
+                 f"runs at × {_fmt(params.get('real_study', {}).get('ours_lr_scale'))} (params.yaml "
+                 f"`real_study.ours_lr_scale`)")
+    else:
+        study = "the cell swept is Ours' (the prior fine-tuned with generic windows mixed in), which the study runs at × 1"
     return (validation_curves_block(r, "variant", "learning rates", base, lambda other: other)
             + f"Scale 1 = `adapt`'s rates ({rates}); {study}. " + _source(path))
 

@@ -46,7 +46,9 @@ VAL_KEYS = ("psnr_lower", "psnr", "ssim")       # what train()'s in-training val
 def parse_variant(text: str) -> tuple[str, int, float]:
     """``INIT:STEPS`` or ``INIT:STEPS:SCALE`` → (init, steps, learning-rate scale; 1 = adapt's rates)."""
     parts = text.split(":")
-    init, steps, scale = (parts + ["", "1"][len(parts) - 1:])[:3] if len(parts) <= 3 else ("", "", "")
+    if len(parts) == 2:
+        parts.append("1")                               # no SCALE: adapt's own rates
+    init, steps, scale = parts if len(parts) == 3 else ("", "", "")
     try:
         lr_scale = float(scale)
     except ValueError:

@@ -126,6 +126,23 @@ def rendered_frames(cell_dir: Path, folder: Path, n_frames: int):
             yield frame, renders[k], affine, packed
 
 
+def lower_paste_mask(packed: np.ndarray, blend: dict, resolution: int) -> np.ndarray:
+    """The dub's paste mask (S, S) of a packed crop mask: the lower face grown by the feather (as ChunkDubber)."""
+    return paste_mask(((packed & face3d.MASK_LOWER) > 0)[None], int(round(float(blend["feather"]) * resolution)))[0]
+
+
+def render_at(side: int, frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, pmask: np.ndarray,
+              resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crop, frame → crop affine, paste mask) at crop side ``side``: the given ``crop`` at the renderer's
+    ``resolution``; at another side the native frame cropped afresh (``crop_frame``, as prepare crops — a
+    perfect render of that resolution) with the affine scaled and the mask resized to match."""
+    if side == resolution:
+        return crop, affine, pmask
+    f = side / resolution
+    return (crop_frame(frame, affine * f, side), affine * f,
+            cv2.resize(pmask, (side, side), interpolation=cv2.INTER_LINEAR))
+
+
 def score_frames(frames, blend: dict, kernels: list[str], resolution: int, sides: list[int]) -> dict:
     """Per variant (kernel × crop side): every score of :data:`SCORES` averaged over ``frames``, the
     composite's seconds a frame, and the magnification (face side in frame px / crop side). A side
@@ -133,7 +150,6 @@ def score_frames(frames, blend: dict, kernels: list[str], resolution: int, sides
     perfect renderer at that resolution would draw."""
     named = variants(kernels, sides, resolution)
     per: dict = {v: defaultdict(list) for v in named}
-    grow = int(round(float(blend["feather"]) * resolution))
     magnification = []
     for frame, crop, affine, packed in frames:
         lower = frame_region(packed, face3d.MASK_LOWER, affine, frame.shape[:2])
@@ -143,12 +159,11 @@ def score_frames(frames, blend: dict, kernels: list[str], resolution: int, sides
         rows, cols = box_of(lower)
         real = frame[rows, cols]
         lo, mo = lower[rows, cols].astype(np.float64), mouth[rows, cols].astype(np.float64)
-        pmask = paste_mask(((packed & face3d.MASK_LOWER) > 0)[None], grow)[0]
+        pmask = lower_paste_mask(packed, blend, resolution)
+        renders = {side: render_at(side, frame, crop, affine, pmask, resolution) for side in sides}
         magnification.append(1.0 / crop_scale(affine))
         for name, (kernel, side) in named.items():
-            f = side / resolution
-            c, a = (crop, affine) if side == resolution else (crop_frame(frame, affine * f, side), affine * f)
-            m = pmask if side == resolution else cv2.resize(pmask, (side, side), interpolation=cv2.INTER_LINEAR)
+            c, a, m = renders[side]
             t = time.perf_counter()
             out = composite(frame, c, a, m, {**blend, "upscale": kernel})[rows, cols]
             per[name]["seconds"].append(time.perf_counter() - t)
@@ -172,13 +187,11 @@ def crops_figure(folder: Path, blend: dict, resolution: int, names: list[str], o
     frames = list(span_frames(folder, "val", 1))
     frame, crop, affine, packed = frames[len(frames) // 2]
     rows, cols = box_of(frame_region(packed, face3d.MASK_LOWER, affine, frame.shape[:2]))
-    pmask = paste_mask(((packed & face3d.MASK_LOWER) > 0)[None], int(round(float(blend["feather"]) * resolution)))[0]
+    pmask = lower_paste_mask(packed, blend, resolution)
     tiles = [("native frame", frame[rows, cols])]
     for name in names:
         kernel, side = named[name]
-        f = side / resolution
-        c, a = (crop, affine) if side == resolution else (crop_frame(frame, affine * f, side), affine * f)
-        m = pmask if side == resolution else cv2.resize(pmask, (side, side), interpolation=cv2.INTER_LINEAR)
+        c, a, m = render_at(side, frame, crop, affine, pmask, resolution)
         label = f"{kernel}, perfect {side} px render"
         tiles.append((label, composite(frame, c, a, m, {**blend, "upscale": kernel})[rows, cols]))
     labelled = []

@@ -5,7 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deadlib.dub.render import paste_mask
+from deadlib.core.config import ConfigError
+from deadlib.data.crop import crop_frame, crop_transform
+from deadlib.dub.dubbing import dub_settings
+from deadlib.dub.render import UPSCALE_KERNELS, composite, enlarge, paste_mask
 
 
 def test_paste_mask_grows_the_mask_by_a_square():
@@ -19,11 +22,6 @@ def test_paste_mask_grows_the_mask_by_a_square():
 
 
 # ----------------------------------------------------------------------------- enlarging the render
-
-from deadlib.core.config import ConfigError  # noqa: E402
-from deadlib.data.crop import crop_frame, crop_transform  # noqa: E402
-from deadlib.dub.dubbing import dub_settings  # noqa: E402
-from deadlib.dub.render import UPSCALE_KERNELS, composite, enlarge  # noqa: E402
 
 BLEND = {"method": "laplacian", "feather": 0.03, "levels": 3, "colour_match": True}
 

@@ -115,6 +115,48 @@ def remove_stale_partials(out: Path) -> list[Path]:
     return stale
 
 
+UPLOAD_PREFIX = "dead-studio-uploads-"  # each studio's folder of uploaded copies, in the temporary directory
+UPLOAD_OWNER = ".owner-pid"  # the id of the process whose studio made the folder (uploads never start with '.')
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphan_uploads(tmp: str | os.PathLike | None = None) -> list[Path]:
+    """Delete the upload folders of studios whose process is gone → their paths.
+
+    A studio removes its folder on close(), when it is collected or when Python exits; a Jupyter
+    kernel that is killed or restarted runs none of these, and its uploads (whole videos) stayed in
+    /tmp for good. Each folder names its owner process (``UPLOAD_OWNER``), so a new studio removes
+    those whose owner no longer runs; a folder without the mark, or of a live process, is left alone."""
+    removed = []
+    for folder in sorted(Path(tmp or tempfile.gettempdir()).glob(UPLOAD_PREFIX + "*")):
+        try:
+            pid = int((folder / UPLOAD_OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and not process_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def new_upload_folder(tmp: str | os.PathLike | None = None) -> Path:
+    """A fresh upload folder marked with this process's id, after removing orphaned ones."""
+    remove_orphan_uploads(tmp)
+    folder = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=tmp))
+    (folder / UPLOAD_OWNER).write_text(str(os.getpid()))
+    return folder
+
+
 def save_upload(value, folder: Path) -> list[Path]:
     """Write a FileUpload value (ipywidgets 8: dicts with name/content) to ``folder``; the paths."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -349,9 +391,9 @@ class Studio:
         dub_cfg = self.settings(profile or self.params.get("profile", "default"))
         self.out_dir = Path(out_dir) if out_dir else Path(dub_cfg["cache_dir"]) / "studio"
         self.models_root = Path(models_root) if models_root else self.base / "models"
-        self.upload_dir = Path(tempfile.mkdtemp(prefix="dead-studio-uploads-"))
+        self.upload_dir = new_upload_folder()
         # uploaded copies are only this studio's inputs: removed by close(), when the studio is collected,
-        # or when Python exits (each studio made one more folder in /tmp before, never removed)
+        # or when Python exits; those of a killed kernel by the next studio (remove_orphan_uploads)
         self._remove_uploads = weakref.finalize(self, shutil.rmtree, self.upload_dir, ignore_errors=True)
         self.roots = [Path(r) for r in roots] if roots else media_roots(self.base)
         self._lock, self._cancel = threading.Lock(), threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import wave
 from datetime import datetime, timezone
@@ -148,6 +149,32 @@ def test_close_removes_the_uploads_and_nothing_else(studio, tmp_path):
     studio.close()
     assert not folder.exists() and (tmp_path / "media" / "clip.mp4").is_file()
     studio.close()  # twice is fine
+
+
+def test_orphaned_upload_folders_of_dead_processes_are_removed(tmp_path):
+    """A killed kernel never runs close() or the finaliser: the next studio removes its uploads."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)   # a process that has exited
+    dead, live, unmarked = (tmp_path / f"{S.UPLOAD_PREFIX}{k}" for k in ("dead", "live", "unmarked"))
+    for folder in (dead, live, unmarked):
+        folder.mkdir()
+        (folder / "up.mp4").write_bytes(b"video")
+    (dead / S.UPLOAD_OWNER).write_text(str(dead_pid))
+    (live / S.UPLOAD_OWNER).write_text(str(os.getpid()))
+    (tmp_path / "not-a-studio").mkdir()
+    fresh = S.new_upload_folder(tmp_path)
+    assert not dead.exists() and live.is_dir() and unmarked.is_dir() and (tmp_path / "not-a-studio").is_dir()
+    assert fresh.is_dir() and (fresh / S.UPLOAD_OWNER).read_text() == str(os.getpid())
+    assert S.remove_orphan_uploads(tmp_path) == []   # its own and live folders stay
+
+
+def test_studio_marks_its_upload_folder(studio):
+    assert (studio.upload_dir / S.UPLOAD_OWNER).read_text() == str(os.getpid())
+    assert studio.upload_dir.name.startswith(S.UPLOAD_PREFIX)
 
 
 def test_upload_that_is_not_media_gives_one_line_message(studio):

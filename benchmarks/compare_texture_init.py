@@ -47,17 +47,19 @@ def variant_params(work: Path, name: str, adapt_overrides: dict) -> Path:
 
 
 def run_variant_cell(corpus: str, identity: str, variant: str, params_path: Path, n_frames: int, seed: int,
-                     work: Path, method: str = "prior") -> dict:
+                     work: Path, method: str = "prior", prior_dir: Path | None = None) -> dict:
     """The study cell of ``method`` ("prior" = Ours, "scratch" = the Baseline) of ``identity`` under
-    ``params_path`` (reused from ``work`` when its metrics file exists): {"selected_step", "val":
+    ``params_path``, from the corpus's recorded prior unless ``prior_dir`` names another one (reused
+    from ``work`` when its metrics file exists): {"selected_step", "val":
     {metric: {step: value}} from the validation span, "test": the test metrics of the weights it ended
     on, "train_seconds"}."""
-    _, cache_root, prior_dir = CORPORA[corpus]
+    _, cache_root, recorded_prior = CORPORA[corpus]
+    prior_dir = prior_dir or REPO / recorded_prior
     name = f"{variant}_{identity}_n{n_frames}_s{seed}"
     metrics_path = work / f"{name}.json"
     start = time.perf_counter()
     if not metrics_path.is_file():
-        run_cell(method, identity, n_frames, REPO / cache_root, REPO / prior_dir, work / name, metrics_path,
+        run_cell(method, identity, n_frames, REPO / cache_root, prior_dir, work / name, metrics_path,
                  profile="default", params_path=params_path, progress=False, seed=seed)
     metrics = json.loads(metrics_path.read_text())
     live = next((d.parent for d in (work / name).rglob("plots") if d.is_dir()), None)

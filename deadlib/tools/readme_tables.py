@@ -605,6 +605,37 @@ def a2e_probe_block(root: Path, path: str = "benchmarks/results/a2e_feature_prob
             f"folds (`audio2expr_crossval`): {_fmt(reference)}.{reason} {r['machine']}. " + _source(path))
 
 
+def prior_steps_block(root: Path, path: str = "benchmarks/results/prior_steps_real.json") -> str:
+    """benchmarks/compare_prior_steps.py: the real prior trained longer, each length fine-tuned into
+    the held-out people's Ours cells and scored on their validation spans, paired with the first."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_prior_steps.py`._\n"
+    r = json.loads(file.read_text())
+    keys = ("val_psnr_lower", "val_psnr", "val_ssim", "lmd_mouth_px", "mouth_open_r")
+    paired = ("val_psnr_lower", "lmd_mouth_px", "mouth_open_r")
+    first = str(r["steps"][0])
+    rows = [[steps, _fmt(r["priors"][steps]["validation"].get("psnr_lower")),
+             *[_fmt(v[k]) for k in keys],
+             *[_fmt_paired(v.get("vs_first", {}).get(k), "reference" if steps == first else "—") for k in paired],
+             _fmt(v["selected_step"]), _fmt(v["train_seconds"])] for steps, v in r["summary"].items()]
+    perfect = r["perfect_render"].values()
+    rows.append(["perfect 128 px render", "—", "—", "—", "—",
+                 _fmt(mean_ci([p["lmd_mouth_px"] for p in perfect])[0]),
+                 _fmt(mean_ci([p["mouth_open_r"] for p in perfect])[0]), "—", "—", "—", "—", "—"])
+    seeds = ", ".join(str(s) for s in r["seeds"])
+    return (markdown_table(["prior steps", "prior's val psnr_lower (prior people)", *[f"cell {k}" for k in keys],
+                            *[f"{k} − {first} steps (higher)" for k in paired], "selected step", "cell train s"], rows)
+            + f"\nThe real prior at each length, fine-tuned into the Ours cell of each of the {len(r['people'])} real "
+            f"held-out people (first {r['n_frames']} frames, the real study's rates, validation step selection; "
+            f"seed{'s' if len(r['seeds']) > 1 else ''} {seeds}); every cell column is on the person's validation "
+            f"span (the test parts are not read): `val_*` the in-training validation at the selected step, "
+            f"`lmd_mouth_px` (at {r['lmd_size']} px) and `mouth_open_r` the cell's renders pasted into the native "
+            f"frames against the real frames (FaceMesh, as the `reenact` stages); the last row is the prepared crop "
+            f"pasted the same way. Differences paired by person and seed with a 95 % Student-t interval; "
+            f"{r['machine']}. " + _source(path))
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "prepare": lambda root: flat_table(root, "metrics/prepare.json"),
     "train_prior": lambda root: flat_table(root, "metrics/train_prior.json"),
@@ -646,6 +677,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "upscale": upscale_block,
     "upscale_renders": lambda root: upscale_block(root, "benchmarks/results/upscale_renders_real.json"),
     "a2e_probe": a2e_probe_block,
+    "prior_steps": prior_steps_block,
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),

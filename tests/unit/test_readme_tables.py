@@ -139,3 +139,22 @@ def test_upscale_block_pairs_each_kernel_with_linear(tmp_path):
     text = readme_tables.upscale_block(tmp_path)
     assert "| lanczos | 38 | 0.97 |" in text and "+1.500 ± 0.200 (2/2)" in text and "| linear |" in text
     assert "reference" in text and "2 real people (20 frames: one frame in 2 of each" in text and "2.5–3.0×" in text
+
+
+def test_prior_steps_block_pairs_each_length_with_the_first(tmp_path):
+    scores = {"val_psnr_lower": 27.5, "val_psnr": 33.0, "val_ssim": 0.93, "lmd_mouth_px": 1.1, "mouth_open_r": 0.7,
+              "selected_step": 100, "train_seconds": 90.0}
+    paired = {k: {"mean": -0.2, "ci95": 0.1, "higher": 0, "n": 3} for k in ("val_psnr_lower", "lmd_mouth_px", "mouth_open_r")}
+    result = {"machine": "m", "n_frames": 100, "seeds": [0], "steps": [1200, 2400], "lmd_size": 256,
+              "priors": {"1200": {"validation": {"psnr_lower": 27.1}}, "2400": {"validation": {"psnr_lower": 27.6}}},
+              "people": {"a": {}, "b": {}, "c": {}},
+              "perfect_render": {"a": {"lmd_mouth_px": 0.3, "mouth_open_r": 0.95},
+                                 "b": {"lmd_mouth_px": 0.4, "mouth_open_r": 0.97}},
+              "summary": {"1200": scores, "2400": {**scores, "lmd_mouth_px": 0.9, "vs_first": paired}}}
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    assert "does not exist yet" in readme_tables.prior_steps_block(tmp_path)
+    (tmp_path / "benchmarks" / "results" / "prior_steps_real.json").write_text(json.dumps(result))
+    text = readme_tables.prior_steps_block(tmp_path)
+    assert "| 2400 | 27.6 | 27.5 | 33 | 0.93 | 0.9 | 0.7 | -0.200 ± 0.100 (0/3)" in text
+    assert "| 1200 | 27.1 |" in text and "reference" in text
+    assert "| perfect 128 px render | — | — | — | — | 0.35 | 0.96 |" in text and "3 real held-out people" in text

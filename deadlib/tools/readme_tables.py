@@ -92,6 +92,11 @@ def _source(*paths: str) -> str:
     return f"_Generated from {' and '.join(f'`{p}`' for p in paths)} by `python -m deadlib.tools.readme_tables`._\n"
 
 
+def _seeds(seeds: list[int]) -> str:
+    """'seed 0' or 'seeds 0, 1' for a results file's seed list."""
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
+
+
 def flat_table(root: Path, label: str) -> str:
     """The flat metrics JSON ``root/label`` as a two-column table, every key in file order."""
     path = root / label
@@ -492,12 +497,11 @@ def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n
     rows = [[name, v["init"], str(v["steps"]), _fmt(v.get("lr_scale", 1)), *[_fmt(v["val_final"][k]) for k in val_keys],
              *[_fmt_paired(v["vs_baseline"][k], "—") if v["vs_baseline"] else "baseline" for k in val_keys],
              *[_fmt(v["test"][k]) for k in test_keys], _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
-    seeds = ", ".join(str(s) for s in r["seeds"])
     return (markdown_table(["variant", "texture start", "steps", "lr × adapt's", *[f"val {k}" for k in val_keys],
                             *[f"val {k} − baseline (higher)" for k in val_keys], *[f"test {k}" for k in test_keys],
                             "train s"], rows)
             + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, "
-            f"seed{'s' if len(r['seeds']) > 1 else ''} {seeds}; "
+            f"{_seeds(r['seeds'])}; "
             f"every run ends on its last step (no selection, as adapt-now), the GAN terms from "
             f"{r['adv_start_fraction']:g} of its steps; validation = {r['val_windows']} windows of each person's "
             f"validation span at the last step, differences paired by person and seed with a 95 % Student-t "
@@ -538,11 +542,10 @@ def style_loss_block(root: Path, path: str = "benchmarks/results/style_loss_real
     rows = [[name, _fmt(v["term_over_l1"]), *[_fmt(v[k]) for k in keys],
              *[_fmt_paired(v[f"vs_{names[0]}"][k]) if f"vs_{names[0]}" in v else "—" for k in keys],
              _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
-    seeds = ", ".join(str(s) for s in r["seeds"])
     return (markdown_table(["variant", "term / L1", *[f"val {k}" for k in keys],
                             *[f"val {k} − {names[0]} (higher)" for k in keys], "train s"], rows)
             + f"\n{r['corpus']} held-out people, the Ours cell on their first {r['n_frames']} frames for "
-            f"{r['steps']} steps (no early stopping), seed{'s' if len(r['seeds']) > 1 else ''} {seeds}, "
+            f"{r['steps']} steps (no early stopping), {_seeds(r['seeds'])}, "
             f"lambda_vgg {r['lambda_vgg']:g}; every score on each person's whole validation span (the test part is "
             f"not read); differences paired by person and seed with a 95 % Student-t interval; {r['machine']}. "
             + _source(path))
@@ -623,12 +626,11 @@ def prior_steps_block(root: Path, path: str = "benchmarks/results/prior_steps_re
     rows.append(["perfect 128 px render", "—", "—", "—", "—",
                  _fmt(mean_ci([p["lmd_mouth_px"] for p in perfect])[0]),
                  _fmt(mean_ci([p["mouth_open_r"] for p in perfect])[0]), "—", "—", "—", "—", "—"])
-    seeds = ", ".join(str(s) for s in r["seeds"])
     return (markdown_table(["prior steps", "prior's val psnr_lower (prior people)", *[f"cell {k}" for k in keys],
                             *[f"{k} − {first} steps (higher)" for k in paired], "selected step", "cell train s"], rows)
             + f"\nThe real prior at each length, fine-tuned into the Ours cell of each of the {len(r['people'])} real "
             f"held-out people (first {r['n_frames']} frames, the real study's rates, validation step selection; "
-            f"seed{'s' if len(r['seeds']) > 1 else ''} {seeds}); every cell column is on the person's validation "
+            f"{_seeds(r['seeds'])}); every cell column is on the person's validation "
             f"span (the test parts are not read): `val_*` the in-training validation at the selected step, "
             f"`lmd_mouth_px` (at {r['lmd_size']} px) and `mouth_open_r` the cell's renders pasted into the native "
             f"frames against the real frames (FaceMesh, as the `reenact` stages); the last row is the prepared crop "

@@ -1,6 +1,7 @@
 """Is the real prior short of training on 2 cores? Its length, judged on the held-out people (issue 14).
 
-    .venv/bin/python benchmarks/compare_prior_steps.py [--steps 1200 2400 3600] [--n-frames 100] [--seeds 0]
+    .venv/bin/python benchmarks/compare_prior_steps.py [--corpus real] [--steps 1200 2400 3600] [--n-frames 100] \
+        [--seeds 0]
 
 The real pipeline's prior trains ``train_prior.steps`` (1200 at the default profile, ≈ 17 min on 2
 cores), and its own validation PSNR on the prior people was still rising when it stopped
@@ -13,8 +14,9 @@ training buys fidelity on people the prior never saw.
 Each ``--steps`` K above the recorded prior's continues it (``python -m deadlib.train.prior --resume
 always --set steps=K``; the rates are constant, and a resume is exact on CPU, so these are the weights a
 fresh K-step run reaches) into ``--work/prior_K``, each from the longest shorter one. Every prior is then
-fine-tuned into the real study's Ours cell of each held-out person (``real_study.identities``, the first
-``--n-frames`` frames, the real study's rates: ``deadlib.train.ours_rates``, validation step selection)
+fine-tuned into the study's Ours cell of each held-out person (``real_study.identities``, the first
+``--n-frames`` frames, the real study's rates: ``deadlib.train.ours_rates``, validation step selection;
+``--corpus synthetic``: ``study.identities`` and ``adapt``'s rates, as the synthetic study's Ours cells)
 and scored on the person's VALIDATION span only (the test parts are never read):
 
 - ``val_psnr_lower`` / ``val_psnr`` / ``val_ssim``: the cell's in-training validation at its selected step;
@@ -25,9 +27,9 @@ and scored on the person's VALIDATION span only (the test parts are never read):
 - for reference the same two for the prepared crop itself pasted back (a perfect 128 px render).
 
 Plus each prior's own validation on the prior people (its last evaluation). Differences are paired
-by person and seed against the first ``--steps``. Writes ``benchmarks/results/prior_steps_real.json``
-(README block ``prior_steps``); cells and priors stay in ``--work`` (reused: a cut-short run resumes).
-Needs the real pipeline's ``prepare`` and ``train_prior`` (``dvc repro real/dvc.yaml``).
+by person and seed against the first ``--steps``. Writes ``benchmarks/results/prior_steps_<corpus>.json``
+(README blocks ``prior_steps``, ``prior_steps_synthetic``); cells and priors stay in ``--work`` (reused: a
+cut-short run resumes). Needs the pipeline's ``prepare`` and ``train_prior`` (``dvc repro [real/dvc.yaml]``).
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ from deadlib.train.ours_rates import write_ours_params
 from deadlib.train.prior import read_live_series
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_texture_init import REPO, run_variant_cell, write_results  # noqa: E402
+from compare_texture_init import CORPORA, REPO, run_variant_cell, write_results  # noqa: E402
 from compare_upscale import lower_paste_mask, rendered_frames, span_frames  # noqa: E402
 
-CACHE = REPO / "real/data/prepared"
-RECORDED = REPO / "real/models/prior"
+METRICS = {"real": "real/metrics/train_prior.json", "synthetic": "metrics/train_prior.json"}  # the prior's record
+CORPUS = "real"          # set by main (--corpus); CACHE / RECORDED / METRICS follow it
+CACHE = REPO / CORPORA[CORPUS][1]
+RECORDED = REPO / CORPORA[CORPUS][2]
 LMD_SIZE = 256          # the reenact stages' reenact.lmd_size: landmarks on 256 px face crops
 VAL_KEYS = ("psnr_lower", "psnr", "ssim")
 FIDELITY_KEYS = ("lmd_mouth_px", "mouth_open_r")
@@ -69,7 +73,13 @@ def prior_steps(folder: Path) -> int | None:
 
 
 def recorded_steps() -> int:
-    return json.loads((REPO / "real/metrics/train_prior.json").read_text())["steps"]
+    return json.loads((REPO / METRICS[CORPUS]).read_text())["steps"]
+
+
+def use_corpus(corpus: str) -> None:
+    """Point CACHE / RECORDED / recorded_steps at ``corpus``'s pipeline outputs."""
+    global CORPUS, CACHE, RECORDED
+    CORPUS, CACHE, RECORDED = corpus, REPO / CORPORA[corpus][1], REPO / CORPORA[corpus][2]
 
 
 def ensure_prior(steps: int, work: Path, profile: str) -> Path:
@@ -140,24 +150,29 @@ def summarise(people: dict, steps: list[int], seeds: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="real")
     ap.add_argument("--steps", type=int, nargs="+", default=[1200, 2400, 3600],
                     help="prior lengths; the first is the paired reference (the recorded prior's length)")
-    ap.add_argument("--n-frames", type=int, default=None, help="adaptation frames (default real_study.ablation_size)")
+    ap.add_argument("--n-frames", type=int, default=None, help="adaptation frames (default the study's ablation_size)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/prior_steps"))
+    ap.add_argument("--work", type=Path, default=None, help="priors and cells (default /tmp/prior_steps_<corpus>)")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
+    use_corpus(args.corpus)
     if not (CACHE / "splits.json").is_file() or not (RECORDED / "checkpoint.pt").is_file():
-        raise SystemExit("the real pipeline's prepare and train_prior outputs are missing: run "
-                         "`dvc repro real/dvc.yaml:train_prior` first")
+        raise SystemExit(f"the {args.corpus} pipeline's prepare and train_prior outputs are missing: run "
+                         f"`dvc repro {'real/dvc.yaml:' if args.corpus == 'real' else ''}train_prior` first")
     if args.steps[0] != recorded_steps() or sorted(args.steps) != args.steps:
         raise SystemExit(f"--steps must be ascending and start at the recorded prior's {recorded_steps()} steps")
     params = load_params(REPO / "params.yaml")
-    study = params["real_study"]
+    study = params[CORPORA[args.corpus][0]]
     n_frames = args.n_frames or int(study["ablation_size"])
+    args.work = args.work or Path(f"/tmp/prior_steps_{args.corpus}")
     args.work.mkdir(parents=True, exist_ok=True)
-    cell_params = write_ours_params(REPO / "params.yaml", args.work / "params_ours.yaml")
+    # the study's Ours rates: the real study's derived ones; the synthetic Ours cells read adapt's directly
+    cell_params = (write_ours_params(REPO / "params.yaml", args.work / "params_ours.yaml") if args.corpus == "real"
+                   else REPO / "params.yaml")
     blend = dub_settings(args.profile, REPO / "params.yaml")["blend"]
     resolution = int(stage_config("prepare", args.profile, params_path=REPO / "params.yaml")["resolution"])
 
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in map(str, args.steps):
             people[person][k] = {}
             for seed in args.seeds:
-                cell = run_variant_cell("real", person, f"prior{k}", cell_params, n_frames, seed, args.work,
+                cell = run_variant_cell(args.corpus, person, f"prior{k}", cell_params, n_frames, seed, args.work,
                                         prior_dir=Path(priors[k]["folder"]))
                 step = cell["selected_step"]
                 scores = {f"val_{key}": cell["val"].get(key, {}).get(step) for key in VAL_KEYS}
@@ -189,11 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         diffs = "  ".join(f"{key} {d['mean']:+.3f} ± {d['ci95'] or 0:.3f} ({d['higher']}/{d['n']})"
                           for key, d in entry.get("vs_first", {}).items() if d)
         print(f"prior {k:>5} steps: lmd {entry['lmd_mouth_px']:.3f} px, val psnr_lower {entry['val_psnr_lower']:.2f}  {diffs}")
-    result = {"machine": describe(), "profile": args.profile, "n_frames": n_frames, "seeds": args.seeds,
+    result = {"machine": describe(), "corpus": args.corpus, "profile": args.profile, "n_frames": n_frames,
+              "seeds": args.seeds,
               "steps": args.steps, "blend": blend, "lmd_size": LMD_SIZE, "priors": priors, "people": people,
               "perfect_render": ceiling, "summary": summary}
     if not args.no_save:
-        write_results("prior_steps_real", result)
+        write_results(f"prior_steps_{args.corpus}", result)
     return 0
 
 

@@ -622,14 +622,15 @@ def prior_steps_block(root: Path, path: str = "benchmarks/results/prior_steps_re
              *[_fmt(v[k]) for k in keys],
              *[_fmt_paired(v.get("vs_first", {}).get(k), "reference" if steps == first else "—") for k in paired],
              _fmt(v["selected_step"]), _fmt(v["train_seconds"])] for steps, v in r["summary"].items()]
+    corpus = r.get("corpus", "real")
     perfect = r["perfect_render"].values()
     rows.append(["perfect 128 px render", "—", "—", "—", "—",
                  _fmt(mean_ci([p["lmd_mouth_px"] for p in perfect])[0]),
                  _fmt(mean_ci([p["mouth_open_r"] for p in perfect])[0]), "—", "—", "—", "—", "—"])
     return (markdown_table(["prior steps", "prior's val psnr_lower (prior people)", *[f"cell {k}" for k in keys],
                             *[f"{k} − {first} steps (higher)" for k in paired], "selected step", "cell train s"], rows)
-            + f"\nThe real prior at each length, fine-tuned into the Ours cell of each of the {len(r['people'])} real "
-            f"held-out people (first {r['n_frames']} frames, the real study's rates, validation step selection; "
+            + f"\nThe {corpus} prior at each length, fine-tuned into the Ours cell of each of the {len(r['people'])} "
+            f"{corpus} held-out people (first {r['n_frames']} frames, the {corpus} study's rates, validation step selection; "
             f"{_seeds(r['seeds'])}); every cell column is on the person's validation "
             f"span (the test parts are not read): `val_*` the in-training validation at the selected step, "
             f"`lmd_mouth_px` (at {r['lmd_size']} px) and `mouth_open_r` the cell's renders pasted into the native "
@@ -680,6 +681,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "upscale_renders": lambda root: upscale_block(root, "benchmarks/results/upscale_renders_real.json"),
     "a2e_probe": a2e_probe_block,
     "prior_steps": prior_steps_block,
+    "prior_steps_synthetic": lambda root: prior_steps_block(root, "benchmarks/results/prior_steps_synthetic.json"),
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),

@@ -68,3 +68,13 @@ def test_scores_are_paired_with_the_first_prior_by_person_and_seed(compare):
     assert d["lmd_mouth_px"]["mean"] == pytest.approx((-0.2 - 0.1 - 0.2 - 0.1) / 4)
     assert d["mouth_open_r"]["n"] == 3                             # a missing r is left out, not zero
     assert summary["2400"]["val_psnr_lower"] == pytest.approx((27.4 + 27.3 + 28.6 + 28.2) / 4)
+
+
+def test_corpus_points_at_its_own_pipeline(compare):
+    try:
+        compare.use_corpus("synthetic")
+        assert compare.CACHE == compare.REPO / "data/prepared" and compare.RECORDED == compare.REPO / "models/prior"
+        assert compare.METRICS[compare.CORPUS] == "metrics/train_prior.json"
+    finally:
+        compare.use_corpus("real")
+    assert compare.CACHE == compare.REPO / "real/data/prepared" and compare.RECORDED == compare.REPO / "real/models/prior"

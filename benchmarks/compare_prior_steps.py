@@ -54,13 +54,16 @@ from deadlib.train.ours_rates import write_ours_params
 from deadlib.train.prior import read_live_series
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_texture_init import CORPORA, REPO, run_variant_cell, write_results  # noqa: E402
+from compare_texture_init import (  # noqa: E402
+    CORPORA,
+    REPO,
+    run_variant_cell,
+    variant_cell_name,
+    write_results,
+)
 from compare_upscale import lower_paste_mask, rendered_frames, span_frames  # noqa: E402
 
 METRICS = {"real": "real/metrics/train_prior.json", "synthetic": "metrics/train_prior.json"}  # the prior's record
-CORPUS = "real"          # set by main (--corpus); CACHE / RECORDED / METRICS follow it
-CACHE = REPO / CORPORA[CORPUS][1]
-RECORDED = REPO / CORPORA[CORPUS][2]
 LMD_SIZE = 256          # the reenact stages' reenact.lmd_size: landmarks on 256 px face crops
 VAL_KEYS = ("psnr_lower", "psnr", "ssim")
 FIDELITY_KEYS = ("lmd_mouth_px", "mouth_open_r")
@@ -72,36 +75,38 @@ def prior_steps(folder: Path) -> int | None:
     return json.loads(metrics.read_text())["steps"] if metrics.is_file() else None
 
 
-def recorded_steps() -> int:
-    return json.loads((REPO / METRICS[CORPUS]).read_text())["steps"]
+def pipeline(corpus: str) -> tuple[Path, Path, int | None]:
+    """``corpus``'s prepared cache, recorded prior folder and the steps that prior trained (None
+    without its metrics record)."""
+    _, cache, prior = CORPORA[corpus]
+    record = REPO / METRICS[corpus]
+    return REPO / cache, REPO / prior, json.loads(record.read_text())["steps"] if record.is_file() else None
 
 
-def use_corpus(corpus: str) -> None:
-    """Point CACHE / RECORDED / recorded_steps at ``corpus``'s pipeline outputs."""
-    global CORPUS, CACHE, RECORDED
-    CORPUS, CACHE, RECORDED = corpus, REPO / CORPORA[corpus][1], REPO / CORPORA[corpus][2]
-
-
-def ensure_prior(steps: int, work: Path, profile: str) -> Path:
-    """The prior folder trained to ``steps``: the recorded one, or ``work/prior_<steps>`` continued from
-    the longest shorter prior there is (trained here when missing)."""
+def ensure_prior(steps: int, work: Path, profile: str, corpus: str) -> Path:
+    """The prior folder trained to ``steps``: ``corpus``'s recorded one, or ``work/prior_<steps>``
+    continued from the longest shorter prior there is (trained here when missing)."""
     import shutil
 
     from deadlib.train.prior import main as train_prior_main
 
-    if steps == recorded_steps():
-        return RECORDED
+    cache, recorded, recorded_steps = pipeline(corpus)
+    if steps == recorded_steps:
+        return recorded
     out = work / f"prior_{steps}"
     if prior_steps(out) == steps:
         return out
-    shorter = {recorded_steps(): RECORDED} | {prior_steps(f): f for f in work.glob("prior_*")
-                                              if prior_steps(f) is not None and f.name == f"prior_{prior_steps(f)}"}
-    start = max(k for k in shorter if k < steps)
+    trained = {recorded_steps: recorded}
+    for folder in work.glob("prior_*"):
+        reached = prior_steps(folder)
+        if reached is not None and folder.name == f"prior_{reached}":
+            trained[reached] = folder
+    start = max(k for k in trained if k < steps)
     shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(shorter[start], out)
+    shutil.copytree(trained[start], out)
     (out / "metrics.json").unlink(missing_ok=True)          # the copy's record is not this run's
     print(f"training the prior from step {start} to {steps} in {out}", flush=True)
-    train_prior_main(["--profile", profile, "--cache-root", str(CACHE), "--out", str(out),
+    train_prior_main(["--profile", profile, "--cache-root", str(cache), "--out", str(out),
                       "--metrics", str(out / "metrics.json"), "--set", f"steps={steps}", "--resume", "always",
                       "--no-progress"])
     return out
@@ -159,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="priors and cells (default /tmp/prior_steps_<corpus>)")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
-    use_corpus(args.corpus)
-    if not (CACHE / "splits.json").is_file() or not (RECORDED / "checkpoint.pt").is_file():
+    cache, recorded, recorded_steps = pipeline(args.corpus)
+    if not (cache / "splits.json").is_file() or not (recorded / "checkpoint.pt").is_file() or recorded_steps is None:
         raise SystemExit(f"the {args.corpus} pipeline's prepare and train_prior outputs are missing: run "
                          f"`dvc repro {'real/dvc.yaml:' if args.corpus == 'real' else ''}train_prior` first")
-    if args.steps[0] != recorded_steps() or sorted(args.steps) != args.steps:
-        raise SystemExit(f"--steps must be ascending and start at the recorded prior's {recorded_steps()} steps")
+    if args.steps[0] != recorded_steps or sorted(args.steps) != args.steps:
+        raise SystemExit(f"--steps must be ascending and start at the recorded prior's {recorded_steps} steps")
     params = load_params(REPO / "params.yaml")
     study = params[CORPORA[args.corpus][0]]
     n_frames = args.n_frames or int(study["ablation_size"])
@@ -176,25 +181,25 @@ def main(argv: list[str] | None = None) -> int:
     blend = dub_settings(args.profile, REPO / "params.yaml")["blend"]
     resolution = int(stage_config("prepare", args.profile, params_path=REPO / "params.yaml")["resolution"])
 
-    priors = {str(k): {"folder": str(ensure_prior(k, args.work, args.profile))} for k in args.steps}
+    priors = {str(k): {"folder": str(ensure_prior(k, args.work, args.profile, args.corpus))} for k in args.steps}
     for entry in priors.values():
         entry["validation"] = prior_validation(Path(entry["folder"]))
         print(f"prior {entry['folder']}: validation {entry['validation']}", flush=True)
     people: dict[str, dict] = {}
     ceiling: dict[str, dict] = {}
     for person in study["identities"]:
-        folder = CACHE / person
+        folder = cache / person
         ceiling[person] = fidelity(span_frames(folder, "val", 1), blend, resolution)
         print(f"{person}: perfect 128 px render {ceiling[person]}", flush=True)
         people[person] = {}
         for k in map(str, args.steps):
-            people[person][k] = {}
+            people[person][k], variant = {}, f"prior{k}"
             for seed in args.seeds:
-                cell = run_variant_cell(args.corpus, person, f"prior{k}", cell_params, n_frames, seed, args.work,
+                cell = run_variant_cell(args.corpus, person, variant, cell_params, n_frames, seed, args.work,
                                         prior_dir=Path(priors[k]["folder"]))
                 step = cell["selected_step"]
                 scores = {f"val_{key}": cell["val"].get(key, {}).get(step) for key in VAL_KEYS}
-                cell_dir = args.work / f"prior{k}_{person}_n{n_frames}_s{seed}"
+                cell_dir = args.work / variant_cell_name(variant, person, n_frames, seed)
                 scores |= fidelity(rendered_frames(cell_dir, folder, n_frames), blend, resolution)
                 people[person][k][str(seed)] = {**scores, "selected_step": step,
                                                 "train_seconds": cell["train_seconds"]}

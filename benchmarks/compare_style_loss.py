@@ -58,7 +58,13 @@ from deadlib.train.adapt import adapt, cell_settings
 from deadlib.train.losses import gram_matrix, to_imagenet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_texture_init import CORPORA, REPO, variant_params, write_results  # noqa: E402
+from compare_texture_init import (  # noqa: E402
+    CORPORA,
+    REPO,
+    variant_cell_name,
+    variant_params,
+    write_results,
+)
 
 VARIANTS = ("none", "grad_l1", "random_vgg")
 SCORES = ("psnr_lower", "ssim_lower", "psnr_mouth", "ssim_mouth", "mouth_sharpness_ratio")
@@ -158,7 +164,7 @@ def run_cell(corpus: str, identity: str, variant: str, params_path: Path, n_fram
     """One fine-tune under ``variant`` (reused from ``work`` when its scores file exists) → its validation
     scores; ``root``: the workspace holding the pipeline's prepared data and prior."""
     _, cache_root, prior_dir = CORPORA[corpus]
-    name = f"{variant}_{identity}_n{n_frames}_s{seed}"
+    name = variant_cell_name(variant, identity, n_frames, seed)
     scores_path = work / f"{name}.json"
     if scores_path.is_file():
         return json.loads(scores_path.read_text())

@@ -46,6 +46,11 @@ def variant_params(work: Path, name: str, adapt_overrides: dict) -> Path:
     return path
 
 
+def variant_cell_name(variant: str, identity: str, n_frames: int, seed: int) -> str:
+    """The folder (and ``.json``) name of a benchmark's cell in its work folder."""
+    return f"{variant}_{identity}_n{n_frames}_s{seed}"
+
+
 def run_variant_cell(corpus: str, identity: str, variant: str, params_path: Path, n_frames: int, seed: int,
                      work: Path, method: str = "prior", prior_dir: Path | None = None) -> dict:
     """The study cell of ``method`` ("prior" = Ours, "scratch" = the Baseline) of ``identity`` under
@@ -55,7 +60,7 @@ def run_variant_cell(corpus: str, identity: str, variant: str, params_path: Path
     on, "train_seconds"}."""
     _, cache_root, recorded_prior = CORPORA[corpus]
     prior_dir = prior_dir or REPO / recorded_prior
-    name = f"{variant}_{identity}_n{n_frames}_s{seed}"
+    name = variant_cell_name(variant, identity, n_frames, seed)
     metrics_path = work / f"{name}.json"
     start = time.perf_counter()
     if not metrics_path.is_file():

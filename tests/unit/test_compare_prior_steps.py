@@ -26,8 +26,7 @@ def test_a_longer_prior_continues_the_longest_shorter_one(compare, tmp_path, mon
     import deadlib.train.prior as prior
 
     recorded = _prior(tmp_path / "recorded", 1200)
-    monkeypatch.setattr(compare, "RECORDED", recorded)
-    monkeypatch.setattr(compare, "recorded_steps", lambda: 1200)
+    monkeypatch.setattr(compare, "pipeline", lambda corpus: (tmp_path / "cache", recorded, 1200))
     calls = []
 
     def fake_train(argv):                    # what `python -m deadlib.train.prior` would do: continue, record
@@ -40,13 +39,13 @@ def test_a_longer_prior_continues_the_longest_shorter_one(compare, tmp_path, mon
     monkeypatch.setattr(prior, "main", fake_train)
     work = tmp_path / "work"
     work.mkdir()
-    assert compare.ensure_prior(1200, work, "default") == recorded and calls == []
-    p2400 = compare.ensure_prior(2400, work, "default")
-    p3600 = compare.ensure_prior(3600, work, "default")
+    assert compare.ensure_prior(1200, work, "default", "real") == recorded and calls == []
+    p2400 = compare.ensure_prior(2400, work, "default", "real")
+    p3600 = compare.ensure_prior(3600, work, "default", "real")
     assert [start for start, _ in calls] == [1200, 2400]          # each from the longest shorter prior
     assert all("--resume" in argv and argv[argv.index("--resume") + 1] == "always" for _, argv in calls)
     assert compare.prior_steps(p2400) == 2400 and compare.prior_steps(p3600) == 3600
-    assert compare.ensure_prior(3600, work, "default") == p3600 and len(calls) == 2   # reused, not retrained
+    assert compare.ensure_prior(3600, work, "default", "real") == p3600 and len(calls) == 2   # reused, not retrained
     assert (recorded / "checkpoint.pt").read_text() == "weights at 1200"           # the record untouched
 
 
@@ -71,10 +70,9 @@ def test_scores_are_paired_with_the_first_prior_by_person_and_seed(compare):
 
 
 def test_corpus_points_at_its_own_pipeline(compare):
-    try:
-        compare.use_corpus("synthetic")
-        assert compare.CACHE == compare.REPO / "data/prepared" and compare.RECORDED == compare.REPO / "models/prior"
-        assert compare.METRICS[compare.CORPUS] == "metrics/train_prior.json"
-    finally:
-        compare.use_corpus("real")
-    assert compare.CACHE == compare.REPO / "real/data/prepared" and compare.RECORDED == compare.REPO / "real/models/prior"
+    cache, recorded, steps = compare.pipeline("synthetic")
+    assert cache == compare.REPO / "data/prepared" and recorded == compare.REPO / "models/prior"
+    assert compare.METRICS["synthetic"] == "metrics/train_prior.json"
+    assert steps == json.loads((compare.REPO / "metrics/train_prior.json").read_text())["steps"]
+    cache, recorded, _ = compare.pipeline("real")
+    assert cache == compare.REPO / "real/data/prepared" and recorded == compare.REPO / "real/models/prior"

@@ -16,10 +16,11 @@ by person); each cell's test metrics at its best validation step are written bes
 record, never used to choose. Both pipelines' ``prepare`` must have run (the prior is not read).
 
 ``--method prior`` sweeps Ours' cell (the prior fine-tuned with generic windows mixed in) the same way:
-the symmetric check that ``adapt``'s rates are Ours' own best. A cell whose training diverges (the
+the symmetric check that ``adapt``'s rates are Ours' own best; its results record the steps of the prior
+it fine-tuned (``prior_steps``: a longer prior may move Ours' best rate). A cell whose training diverges (the
 divergence guard of ``deadlib.train.loop``) is recorded as diverged, not a crash.
 
-Writes ``benchmarks/results/baseline_lr_<corpus>_n<N>.json`` (``ours_lr_…`` for ``--method prior``;
+Writes ``benchmarks/results/baseline_lr_<corpus>_n<N>.json`` (``ours_lr_…`` for ``--method prior``, ``--name`` another stem;
 README's generated ``baseline_lr`` blocks read them); the cells go to ``--work`` (reused when present, so an interrupted run resumes).
 """
 
@@ -36,6 +37,7 @@ from deadlib.train.loop import TrainingDiverged
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_texture_init as cells  # noqa: E402  (the cell runner and result writer it shares)
+from compare_prior_steps import pipeline  # noqa: E402  (the steps the recorded prior trained)
 
 REPO = cells.REPO
 
@@ -69,9 +71,12 @@ def run(corpus: str, n_frames: int, steps: int, scales: list[float], work: Path,
                 continue
             ran.append({**entry, "selected_step": cell["selected_step"], "val_psnr_lower": cell["val"].get("psnr_lower", {}),
                         "test": cell["test"], "train_seconds": cell["train_seconds"]})
-    return {"corpus": corpus, "method": method, "n_frames": n_frames, "steps": steps, "seed": seed,
-            "rates": {key: params["adapt"][key] for key in RATES}, "scales": scales,
-            "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": ran}
+    result = {"corpus": corpus, "method": method, "n_frames": n_frames, "steps": steps, "seed": seed,
+              "rates": {key: params["adapt"][key] for key in RATES}, "scales": scales,
+              "adv_start_fraction": params["adapt"]["adv_start_fraction"], "machine": describe(), "cells": ran}
+    if method == "prior":                                        # Ours' best rate may move with the prior
+        result["prior_steps"] = pipeline(corpus)[2]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None,
                     help="cell folders, one subfolder per method (default: /tmp/baseline_lr_<corpus>)")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--name", default=None,
+                    help="results file stem (default: baseline_lr_<corpus>_n<N>, ours_lr_… for --method prior)")
     args = ap.parse_args(argv)
     result = run(args.corpus, args.n_frames, args.steps, args.scales, args.work or Path(f"/tmp/baseline_lr_{args.corpus}"),
                  args.seed, args.method)
     if not args.no_save:
-        cells.write_results(f"{RESULTS[args.method]}_{args.corpus}_n{args.n_frames}", result)
+        cells.write_results(args.name or f"{RESULTS[args.method]}_{args.corpus}_n{args.n_frames}", result)
     return 0
 
 

@@ -3,7 +3,8 @@
 Four short real clips of ../shared/realcorpus (real_corpus.by_profile.smoke) → `dvc repro` of one
 prior study cell and one Baseline cell of the held-out actor: the real_corpus import (external folder
 as a DVC dependency, SHA256SUMS checked), prepare, the real prior, the sync expert and the two
-cells with their evaluation (the Baseline at adapt's rates × baseline.lr_scale), all written under
+cells with their evaluation (the Baseline at adapt's rates × baseline.lr_scale; the prior at the smoke
+profile's length, as real_study.prior_steps says), all written under
 real/ of the clone. Then `dvc status` of those stages is clean, a
 second repro runs nothing, the synthetic pipeline's outputs were not touched, and editing a clip of
 the source folder (here: a copy of it) makes `dvc status` report the corpus as changed.
@@ -66,6 +67,12 @@ def test_real_pipeline_runs_by_params_alone_and_beside_the_synthetic_run(clone):
     scale = params["baseline"]["lr_scale"] / params["real_study"]["ours_lr_scale"]
     assert baseline["lr_g"] == pytest.approx(ours["lr_g"] * scale) and baseline["steps"] == ours["steps"]
     assert (root / "real" / "models" / "sync_expert" / "sync_expert.pt").is_file()
+    # the real prior's length comes from real_study.prior_steps (deadlib.train.real_prior); at smoke it is
+    # train_prior's own smoke length, so this run stays tiny
+    prior = json.loads((root / "real" / "metrics" / "train_prior.json").read_text())
+    assert (root / "real" / "models" / "prior" / "params.yaml").is_file()
+    assert params["real_study"]["prior_steps"].get("smoke") is None
+    assert prior["steps"] == params["train_prior"]["by_profile"]["smoke"]["steps"]
     # the synthetic run's outputs were not made (nor overwritten)
     assert not (root / "data" / "prepared").exists() and not (root / "models" / "prior").exists()
     assert "up to date" in dvc("status", CELL, BASELINE_CELL, cwd=root)

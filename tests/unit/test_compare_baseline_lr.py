@@ -26,11 +26,11 @@ def _cell(person, variant, curve, test_psnr):
             "val_psnr_lower": {str(s): v for s, v in curve.items()}, "test": {"psnr_lower": test_psnr}, "train_seconds": 1.0}
 
 
-def _block(root, cells, method, study_scale):
+def _block(root, cells, method, study_scale, **extra):
     """The README block of a sweep of ``method`` made of ``cells`` (N = 100, 50 steps), in ``root``."""
     result = {"corpus": "synthetic", "method": method, "n_frames": 100, "steps": 50, "seed": 0,
               "rates": {"lr_g": 0.001, "lr_d": 0.002, "lr_texture": 0.01}, "scales": [1.0, 2.0],
-              "adv_start_fraction": 0.5, "machine": "test machine", "cells": cells}
+              "adv_start_fraction": 0.5, "machine": "test machine", "cells": cells, **extra}
     path = f"benchmarks/results/{method}_lr_synthetic_n100.json"
     (root / path).parent.mkdir(parents=True)
     (root / path).write_text(json.dumps(result))
@@ -55,11 +55,11 @@ def test_a_diverged_cell_is_reported_and_not_paired(tmp_path):
              _cell("b", "lr_x2", {25: 20.0, 50: 23.0}, 12.0),
              {"identity": "a", "variant": "lr_x2", "scale": 2.0, "selected_step": None, "val_psnr_lower": {},
               "test": {}, "train_seconds": None, "diverged": "L1 jumped at step 60"}]
-    text = _block(tmp_path, cells, "prior", study_scale=4.0)
+    text = _block(tmp_path, cells, "prior", study_scale=4.0, prior_steps=3600)
     assert "lr_x2 − lr_x1: b +1.00 dB (steps 50 → 50); lr_x2 is ahead on 1 of 1 people" in text
     assert "Training diverged (the divergence guard stopped it): lr_x2 for a." in text
     assert "| a | lr_x2 | — | — | diverged | — |" in text
-    assert "the cell swept is Ours'" in text
+    assert "the cell swept is Ours'" in text and "the prior fine-tuned was trained 3600 steps" in text
 
 
 def test_a_diverging_cell_is_recorded_not_raised(compare, monkeypatch, tmp_path):
@@ -73,4 +73,6 @@ def test_a_diverging_cell_is_recorded_not_raised(compare, monkeypatch, tmp_path)
     monkeypatch.setattr(compare.cells, "variant_params", lambda work, name, overrides: work / f"{name}.yaml")
     r = compare.run("synthetic", 100, 50, [1.0, 2.0], tmp_path, method="prior")
     assert r["method"] == "prior"
+    # which prior Ours was fine-tuned from is part of the result: the recorded one's steps
+    assert r["prior_steps"] == json.loads((compare.REPO / "metrics" / "train_prior.json").read_text())["steps"]
     assert [c.get("diverged") for c in r["cells"]][:2] == [None, "L1 jumped at step 60"]

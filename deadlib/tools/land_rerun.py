@@ -199,18 +199,20 @@ def check_entry(name: str, entry: dict, here: Path, there: Path, wdir: str, prod
         rel = in_repo(wdir, path)
         if recorded is None:
             continue
+        # inside a recorded folder (a checkpoint of models/prior): the folder's manifest is the record, not
+        # the file on disk here, which is stale when that folder lands in this same call
+        inside = None if rel in produced else recorded_file_md5(rel, produced, (here, there))
         if rel in produced:       # an output of one of this checkout's stages (or a .dvc file): its record
             if produced[rel] != recorded:
                 problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {produced[rel]} in this "
                                 "checkout's records (rerun on other upstream outputs)")
-        elif not (here / rel).exists():
-            inside = recorded_file_md5(rel, produced, (here, there))
-            if inside is None:
-                problems.append(f"{name}: dependency {path} does not exist in this checkout and no record here "
-                                "gives its hash")
-            elif inside != recorded:
+        elif inside is not None:
+            if inside != recorded:
                 problems.append(f"{name}: dependency {path} is {recorded} in the rerun, {inside} in this checkout's "
                                 "records (rerun on other upstream outputs)")
+        elif not (here / rel).exists():
+            problems.append(f"{name}: dependency {path} does not exist in this checkout and no record here "
+                            "gives its hash")
         else:
             key = ("md5", rel, recorded.endswith(".dir"))            # hashed as DVC recorded it: folder or file
             if key not in cache:

@@ -10,7 +10,12 @@ import yaml
 
 from deadlib.core.config import ConfigError
 from deadlib.train.prior import prior_config
-from deadlib.train.real_prior import main, real_prior_params, real_prior_steps, write_real_prior_params
+from deadlib.train.real_prior import (
+    main,
+    real_prior_params,
+    real_prior_steps,
+    write_real_prior_params,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -290,3 +290,27 @@ def test_an_entry_whose_outputs_moved_to_the_landed_stage_is_dropped(tmp_path):
     assert sorted(landed) == ["retrain@b", "train@a"]
     again = land(here, there, "pipe/dvc.lock", ["train", "retrain"], dry_run=True)
     assert again["entries"] == [] and again["superseded"] == []
+
+
+def test_a_file_inside_a_folder_landed_in_the_same_call_is_checked_through_the_new_manifest(tmp_path):
+    """reenact reads models/prior/checkpoint.pt inside train_prior's folder output. Landing both at once,
+    the file on disk here is the old prior's (DVC caches the folder; nothing replaced it) and must not be
+    taken for the record: the landed folder's manifest is. Landing the reader alone still compares it with
+    this checkout's (old) folder record."""
+    here, there = _workspace(tmp_path / "main"), _workspace(tmp_path / "exp")
+    for root, weights in ((here, b"1200-step prior"), (there, b"3600-step prior")):
+        (root / "models" / "prior").mkdir()
+        (root / "models" / "prior" / "ckpt.pt").write_bytes(weights)
+        entries = [{"md5": _md5(root / "models" / "prior" / "ckpt.pt"), "relpath": "ckpt.pt"}]
+        folder = land_rerun.dir_hash(entries)
+        manifest = root / ".dvc" / "cache" / "files" / "md5" / folder[:2] / folder[2:]
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(json.dumps(entries))
+        lock = yaml.safe_load((root / "pipe" / "dvc.lock").read_text())
+        lock["stages"]["train@a"]["outs"].append({"path": "models/prior", "hash": "md5", "md5": folder})
+        lock["stages"]["train@b"]["deps"].append({"path": "models/prior/ckpt.pt", "hash": "md5", "md5": entries[0]["md5"]})
+        (root / "pipe" / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    subprocess.run(["git", "-C", str(here), "add", "pipe/dvc.lock"], check=True)
+    assert land(here, there, "pipe/dvc.lock", ["train"], dry_run=True)["entries"] == ["train@a", "train@b"]
+    with pytest.raises(LandError, match="models/prior/ckpt.pt is .* in the rerun, .* in this checkout's records"):
+        land(here, there, "pipe/dvc.lock", ["train@b"], dry_run=True)

@@ -27,7 +27,7 @@ and scored on the person's VALIDATION span only (the test parts are never read):
 - for reference the same two for the prepared crop itself pasted back (a perfect 128 px render).
 
 Plus each prior's own validation on the prior people (its last evaluation). Differences are paired
-by person and seed against the first ``--steps``. Writes ``benchmarks/results/prior_steps_<corpus>.json``
+by person and seed against the first ``--steps``. Writes ``benchmarks/results/prior_steps_<corpus>.json`` (or ``--name``)
 (README blocks ``prior_steps``, ``prior_steps_synthetic``); cells and priors stay in ``--work`` (reused: a
 cut-short run resumes). Needs the pipeline's ``prepare`` and ``train_prior`` (``dvc repro [real/dvc.yaml]``).
 """
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="default")
     ap.add_argument("--work", type=Path, default=None, help="priors and cells (default /tmp/prior_steps_<corpus>)")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--name", default=None, help="results file stem (default prior_steps_<corpus>)")
     args = ap.parse_args(argv)
     cache, recorded, recorded_steps = pipeline(args.corpus)
     if not (cache / "splits.json").is_file() or not (recorded / "checkpoint.pt").is_file() or recorded_steps is None:
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
               "steps": args.steps, "blend": blend, "lmd_size": LMD_SIZE, "priors": priors, "people": people,
               "perfect_render": ceiling, "summary": summary}
     if not args.no_save:
-        write_results(f"prior_steps_{args.corpus}", result)
+        write_results(args.name or f"prior_steps_{args.corpus}", result)
     return 0
 
 

@@ -462,6 +462,8 @@ def baseline_lr_block(root: Path, path: str = "benchmarks/results/baseline_lr_sy
                  f"`real_study.ours_lr_scale`)")
     else:
         study = "the cell swept is Ours' (the prior fine-tuned with generic windows mixed in), which the study runs at × 1"
+    if r.get("prior_steps"):
+        study += f"; the prior fine-tuned was trained {r['prior_steps']} steps"
     return (validation_curves_block(r, "variant", "learning rates", base, lambda other: other)
             + f"Scale 1 = `adapt`'s rates ({rates}); {study}. " + _source(path))
 
@@ -672,8 +674,10 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "baseline_lr_rerun": study_records_block,
     "baseline_lr_rerun_real": lambda root: study_records_block(root, "benchmarks/results/baseline_lr_rerun_real.json"),
     "ours_lr_rerun_real": lambda root: study_records_block(root, "benchmarks/results/ours_lr_rerun_real.json"),
+    "prior_steps_rerun_real": lambda root: study_records_block(root, "benchmarks/results/prior_steps_rerun_real.json"),
     "ours_lr": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_synthetic_n100.json"),
     "ours_lr_real": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_real_n100.json"),
+    "ours_lr_real_prior3600": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_real_n100_prior3600.json"),
     "a2e_variants": a2e_variants_block,
     "adapt_now": adapt_now_block,
     "style_loss": style_loss_block,

@@ -1,11 +1,13 @@
 """Is the real prior short of training on 2 cores? Its length, judged on the held-out people (issue 14).
 
-    .venv/bin/python benchmarks/compare_prior_steps.py [--corpus real] [--steps 1200 2400 3600] [--n-frames 100] \
+    .venv/bin/python benchmarks/compare_prior_steps.py [--corpus real] [--steps 3600 4800 6000] [--n-frames 100] \
         [--seeds 0]
 
-The real pipeline's prior trains ``train_prior.steps`` (1200 at the default profile, ≈ 17 min on 2
-cores), and its own validation PSNR on the prior people was still rising when it stopped
-(``real/models/prior/dvclive``). Rendering the clip's own TRACKED expressions, the adapted renderer
+When this was written the real pipeline's prior trained ``train_prior.steps`` (1200 at the default
+profile, ≈ 17 min on 2 cores), and its own validation PSNR on the prior people was still rising when it
+stopped (``real/models/prior/dvclive``). Its answer (3600 steps: every held-out cell better on
+validation) is now the real prior's own length, ``real_study.prior_steps`` (``deadlib.train.real_prior``),
+so for the real corpus ``--steps`` starts at 3600; the synthetic prior still trains 1200. Rendering the clip's own TRACKED expressions, the adapted renderer
 puts the lips ≈ 1.0–1.3 px (at 256 px) from the real ones (the ``reenact`` stages' ``tracked`` column),
 while a perfect 128 px render pasted the same way is 0.3–0.4 px off: the renderer's fidelity, not its
 resolution, holds the lip landmark distance above issue 14's 1.0 px. This asks whether more prior
@@ -156,8 +158,9 @@ def summarise(people: dict, steps: list[int], seeds: list[int]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="real")
-    ap.add_argument("--steps", type=int, nargs="+", default=[1200, 2400, 3600],
-                    help="prior lengths; the first is the paired reference (the recorded prior's length)")
+    ap.add_argument("--steps", type=int, nargs="+", default=None,
+                    help="prior lengths; the first is the paired reference, the recorded prior's length "
+                         "(default: it, + 1200, + 2400)")
     ap.add_argument("--n-frames", type=int, default=None, help="adaptation frames (default the study's ablation_size)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--profile", default="default")
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (cache / "splits.json").is_file() or not (recorded / "checkpoint.pt").is_file() or recorded_steps is None:
         raise SystemExit(f"the {args.corpus} pipeline's prepare and train_prior outputs are missing: run "
                          f"`dvc repro {'real/dvc.yaml:' if args.corpus == 'real' else ''}train_prior` first")
+    args.steps = args.steps or [recorded_steps, recorded_steps + 1200, recorded_steps + 2400]
     if args.steps[0] != recorded_steps or sorted(args.steps) != args.steps:
         raise SystemExit(f"--steps must be ascending and start at the recorded prior's {recorded_steps} steps")
     params = load_params(REPO / "params.yaml")

@@ -7,11 +7,12 @@ When this was written the real pipeline's prior trained ``train_prior.steps`` (1
 profile, ≈ 17 min on 2 cores), and its own validation PSNR on the prior people was still rising when it
 stopped (``real/models/prior/dvclive``). Its answer (3600 steps: every held-out cell better on
 validation) is now the real prior's own length, ``real_study.prior_steps`` (``deadlib.train.real_prior``),
-so for the real corpus ``--steps`` starts at 3600; the synthetic prior still trains 1200. Rendering the clip's own TRACKED expressions, the adapted renderer
-puts the lips ≈ 1.0–1.3 px (at 256 px) from the real ones (the ``reenact`` stages' ``tracked`` column),
-while a perfect 128 px render pasted the same way is 0.3–0.4 px off: the renderer's fidelity, not its
-resolution, holds the lip landmark distance above issue 14's 1.0 px. This asks whether more prior
-training buys fidelity on people the prior never saw.
+so for the real corpus ``--steps`` starts at 3600; the synthetic prior still trains 1200. Rendering the
+clip's own TRACKED expressions, the adapted renderer puts the lips ≈ 1.0–1.3 px (at 256 px) from the
+real ones (the ``reenact`` stages' ``tracked`` column), while a perfect 128 px render pasted the same
+way is 0.3–0.4 px off: the renderer's fidelity, not its resolution, holds the lip landmark distance
+above issue 14's 1.0 px. This asks whether more prior training buys fidelity on people the prior never
+saw.
 
 Each ``--steps`` K above the recorded prior's continues it (``python -m deadlib.train.prior --resume
 always --set steps=K``; the rates are constant, and a resume is exact on CPU, so these are the weights a

@@ -1,7 +1,7 @@
 """Which audio-to-expression training generalises to unseen real speakers: variants side by side.
 
     .venv/bin/python benchmarks/compare_a2e_variants.py [--cache-root real/data/prepared] [--steps 2000]
-        [--variant NAME=KEY=VALUE[,KEY=VALUE...]]... [--seeds 2] [--out FILE]
+        [--variant NAME=KEY=VALUE[,KEY=VALUE...]]... [--seeds 2] [--out FILE] [--extra-cache data/prepared]
 
 Each variant is a set of ``audio2expr`` overrides (dotted keys, as ``deadlib.audio2expr.crossval
 --set``); ``baseline`` (params.yaml as it is) always runs. Every variant goes through the speaker-fold
@@ -15,6 +15,12 @@ reported with a 95 % Student-t interval over the speakers, and how many speakers
 seed's training noise moves the mean jaw correlation by as much as the variants do, and a
 by-speaker interval cannot see noise that shifts every speaker of a run together, so the table
 also lists each seed's mean.
+
+A variant may also mix another prepared corpus's speech into pre-training
+(``deadlib.audio2expr.mixing``): ``--extra-cache data/prepared`` (the synthetic corpus; its prior
+people's train parts, expressions re-encoded in this corpus's basis) and the pseudo-setting ``mix.share=S`` — the share of training windows drawn
+from it (0 < S < 1; 1 = the other corpus only; ``all`` = both as they are, no reweighting).
+Validation (early stopping) and scores stay on this corpus's prior people.
 
 Writes ``benchmarks/results/a2e_variants_<corpus>.json`` or ``--out`` (README's generated
 ``a2e_variants`` and ``a2e_variants_seeds`` blocks read the real corpus's two files); each variant's
@@ -33,9 +39,12 @@ import numpy as np
 import torch
 
 from deadlib.audio2expr.crossval import cross_validate, override
+from deadlib.audio2expr.mixing import clips_in_basis, cross_validate_mixed
 from deadlib.audio2expr.stage import a2e_settings
 from deadlib.core.files import write_json
 from deadlib.core.intervals import paired_summary
+from deadlib.data.dataset import load_splits
+from deadlib.data.face3d import ExpressionBasis
 from deadlib.tools.machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,13 +71,48 @@ def paired(base: list[dict], other: list[dict], key: str) -> dict | None:
     return paired_summary([p[key] - by_name[p["name"]] for p in other if p["name"] in by_name])
 
 
-def run_one(cache_root: Path, settings: dict, assignments: list[str], folds: int, path: Path) -> dict:
-    """One variant at one seed: its cross-validation result, reused from ``path`` when the settings match."""
+MIX_KEY = "mix.share"
+
+
+def split_mix(assignments: list[str]) -> tuple[list[str], float | str | None]:
+    """(audio2expr assignments, the ``mix.share`` value: a float in (0, 1], "all", or None when absent)."""
+    rest, share = [], None
+    for item in assignments:
+        key, _, value = item.partition("=")
+        if key != MIX_KEY:
+            rest.append(item)
+        elif value == "all":
+            share = "all"
+        else:
+            share = float(value)
+            if not 0 < share <= 1:
+                raise ValueError(f"{item}: the share must be in (0, 1] or 'all'")
+    return rest, share
+
+
+def extra_clips(extra_cache: Path | None, cache_root: Path, window: int) -> list:
+    """The other corpus's prior people's train clips in ``cache_root``'s expression basis."""
+    if extra_cache is None:
+        raise ValueError(f"a {MIX_KEY} variant needs --extra-cache (another prepared corpus)")
+    basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
+    return clips_in_basis(extra_cache, load_splits(extra_cache)["prior"], basis, "train", min_len=window)
+
+
+def run_one(cache_root: Path, settings: dict, assignments: list[str], folds: int, path: Path,
+            extra_cache: Path | None = None) -> dict:
+    """One variant at one seed: its cross-validation result, reused from ``path`` when the settings
+    (and the mix) match."""
+    share = split_mix(assignments)[1]
+    mix = None if share is None else {"cache": str(extra_cache), "share": share}
     cached = json.loads(path.read_text()) if path.is_file() else None
-    if cached is not None and cached.get("settings") == json.loads(json.dumps(settings)):
+    if (cached is not None and cached.get("settings") == json.loads(json.dumps(settings))
+            and cached.get("mix") == mix):
         return cached
+    extra = None if mix is None else extra_clips(extra_cache, cache_root, settings["train"]["window"])
     start = time.perf_counter()
-    result = {"settings": settings, "assignments": assignments, **cross_validate(settings, cache_root, folds),
+    result = {"settings": settings, "assignments": assignments, **({"mix": mix} if mix else {}),
+              **(cross_validate(settings, cache_root, folds) if extra is None else
+                 cross_validate_mixed(settings, cache_root, extra, None if share == "all" else share, folds)),
               "seconds": round(time.perf_counter() - start, 1)}
     write_json(path, result)
     return result
@@ -87,7 +131,7 @@ def seed_mean(results: list[dict]) -> list[dict]:
 
 
 def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, work: Path, folds: int = 3,
-        baseline: bool = True, seeds: int = 1) -> dict:
+        baseline: bool = True, seeds: int = 1, extra_cache: Path | None = None) -> dict:
     """Every variant (and the baseline unless ``baseline`` is False) at seeds 0..seeds-1.
 
     Seed 0 keeps the params' own seed offset (``<name>.json``); seed s > 0 adds s to it
@@ -100,12 +144,12 @@ def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, wor
     for name, assignments in {**({"baseline": []} if baseline else {}), **variants}.items():
         per_seed = []
         for s in range(seeds):
-            settings = override(base_settings, assignments)
+            settings = override(base_settings, split_mix(assignments)[0])
             settings["seed"] = int(settings["seed"]) + s
             if steps is not None:
                 settings["train"]["steps"] = steps
             per_seed.append(run_one(cache_root, settings, assignments, folds,
-                                    work / (f"{name}.json" if s == 0 else f"{name}_seed{s}.json")))
+                                    work / (f"{name}.json" if s == 0 else f"{name}_seed{s}.json"), extra_cache))
             print(json.dumps({"variant": name, "seed": settings["seed"], "mean_jaw_corr": per_seed[-1]["mean_jaw_corr"],
                               "mean_lve_mm": per_seed[-1]["mean_lve_mm"], "seconds": per_seed[-1]["seconds"]}),
                   flush=True)
@@ -142,6 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variant", action="append", type=parse_variant, default=None,
                     help="NAME=KEY=VALUE[,KEY=VALUE...] (repeatable; default: "
                          + "; ".join(f"{k}: {','.join(v)}" for k, v in DEFAULT_VARIANTS.items()) + ")")
+    ap.add_argument("--extra-cache", default=None, help=f"another prepared corpus for {MIX_KEY} variants "
+                    "(e.g. data/prepared, the synthetic corpus)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per variant (per-speaker scores averaged over them)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (two 1-thread runs share 2 cores well)")
     ap.add_argument("--only", action="store_true", help="run the given variants only (no baseline) and write no "
@@ -154,12 +200,14 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     variants = dict(args.variant) if args.variant else DEFAULT_VARIANTS
     work = Path(args.work or f"/tmp/a2e_variants_{args.corpus}")
+    extra_cache = Path(args.extra_cache) if args.extra_cache else None
     summary = run(Path(args.cache_root), variants, args.steps, work, args.folds, baseline=not args.only,
-                  seeds=args.seeds)
+                  seeds=args.seeds, extra_cache=extra_cache)
     if args.only:
         return summary
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"a2e_variants_{args.corpus}.json"
     write_json(out, {"machine": describe(), "cache_root": str(args.cache_root), "folds": args.folds,
+                     **({"extra_cache": str(extra_cache)} if extra_cache else {}),
                      "seeds": args.seeds, "protocol": "deadlib.audio2expr.crossval on the prior people only (generic model, unseen speakers)",
                      "variants": summary})
     print(f"wrote {out}")

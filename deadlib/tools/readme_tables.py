@@ -524,10 +524,14 @@ def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_
              _fmt_paired(v.get("jaw_corr_vs_baseline")), _fmt(v["mean_lve_mm"]), _fmt_paired(v.get("lve_mm_vs_baseline")),
              ", ".join(str(s) for s in v["best_steps"]), _fmt(v["seconds"])] for name, v in r["variants"].items()]
     seeds = r.get("seeds", 1)
+    mixed = (f"; the `mix.share` variants also pre-train on `{r['extra_cache']}`'s prior people (their train parts, "
+             "expressions re-encoded in this corpus's basis; the share is that of the training windows drawn "
+             "from them, `all` = both corpora as they are), validated and scored on this corpus only"
+             if r.get("extra_cache") else "")
     return (markdown_table(["variant", "overrides", "jaw r", "jaw r per seed",
                             "jaw r − baseline (speakers higher)", "LVE mm ↓", "LVE − baseline (speakers higher)",
                             "kept steps (per fold)", "seconds per seed"], rows)
-            + f"\n{r['protocol']}; {r['folds']} speaker folds × {seeds} seed{'s' if seeds > 1 else ''} (each "
+            + f"\n{r['protocol']}{mixed}; {r['folds']} speaker folds × {seeds} seed{'s' if seeds > 1 else ''} (each "
             f"speaker's score averaged over the seeds), differences paired by speaker with a 95 % Student-t "
             f"interval; {r['machine']}. " + _source(path))
 
@@ -690,6 +694,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
+    "a2e_mix": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_mix_real.json"),
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),
 }

@@ -1,11 +1,18 @@
 """deadlib.audio2expr.crossval: speaker folds that cover the prior people once each and never the
-held-out ones, and settings overrides that refuse keys the section does not have."""
+held-out ones, settings overrides that refuse keys the section does not have; deadlib.audio2expr.mixing:
+another corpus's speech mixed into the folds' training (re-encoded in this basis, weighed by
+repetition), scored as crossval scores."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
-from deadlib.audio2expr.crossval import override, speaker_folds
+from deadlib.audio2expr.crossval import cross_validate, override, speaker_folds
+from deadlib.audio2expr.mixing import clips_in_basis, cross_validate_mixed, mix_clips
+from deadlib.data.face3d import ExpressionBasis
 
 
 def test_speaker_folds_partition_the_names():
@@ -26,3 +33,102 @@ def test_override_sets_nested_values_and_refuses_unknown_keys():
     for bad in ("train.formant_wrap=0", "optim.lr=1", "train.steps"):
         with pytest.raises((KeyError, ValueError)):
             override(settings, [bad])
+
+
+def _clips(lengths: list[int], k: int = 3, fill: float = 0.0) -> list:
+    return [(np.zeros((n * 16 // 5 + 16, 80), np.float32), np.full((n, k), fill, np.float32)) for n in lengths]
+
+
+def _positions(clips: list, window: int) -> int:
+    return sum(len(e) - window + 1 for _, e in clips)
+
+
+def test_mix_clips_weighs_the_other_corpus_by_repetition():
+    own, extra = _clips([40, 40]), _clips([100, 100, 100, 100, 100, 100], fill=1.0)
+    window = 10
+    assert mix_clips(own, extra, None, window) == own + extra  # both as they are
+    assert mix_clips(own, [], 0.5, window) == own  # nothing to mix: the folds train as before
+    assert mix_clips(own, extra, 1.0, window) == extra  # the other corpus only
+    half = mix_clips(own, extra, 0.5, window)
+    assert sum(c[1][0, 0] == 0.0 for c in half) == 2 * 9  # 62 own windows x 9 ~ 546 of the other corpus
+    extra_part = [c for c in half if c[1][0, 0] == 1.0]
+    assert len(extra_part) == len(extra)  # the bigger side is kept once, the smaller one repeated
+    share = _positions(extra_part, window) / _positions(half, window)
+    assert share == pytest.approx(0.5, abs=0.05)
+    small = mix_clips(own, _clips([20], fill=1.0), 0.5, window)  # the other corpus is the smaller side
+    assert sum(c[1][0, 0] == 1.0 for c in small) == 6 and sum(c[1][0, 0] == 0.0 for c in small) == 2
+    for bad in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="extra_share"):
+            mix_clips(own, extra, bad, window)
+
+
+def _write_corpus(root, basis: ExpressionBasis, names: list[str], expr: np.ndarray) -> None:
+    root.mkdir()
+    basis.save(root / "expr_basis.npz")
+    (root / "splits.json").write_text(json.dumps({"prior": names, "heldout": []}))
+    for name in names:
+        folder = root / name
+        folder.mkdir()
+        np.save(folder / "mel.npy", np.zeros((len(expr) * 16 // 5 + 16, 80), np.float16))
+        np.savez(folder / "track.npz", expr=expr, valid=np.ones(len(expr), bool))
+        (folder / "report.json").write_text(json.dumps({"splits": {"train": [0, len(expr)]}}))
+
+
+def test_clips_in_basis_re_encodes_the_other_corpus_expressions(tmp_path):
+    """The same residual meshes in another basis: coefficients of the target basis that rebuild
+    the source's meshes (both bases span the same subspace here, so nothing is lost)."""
+    rng = np.random.default_rng(0)
+    source = _basis(rng.standard_normal((4, 1404)), rng.standard_normal(1404))
+    mixing = rng.standard_normal((4, 4)) + 3 * np.eye(4)  # the target spans the same 4 directions
+    target = _basis(mixing @ source.components, source.mean)
+    expr = rng.standard_normal((30, 4)).astype(np.float32)
+    _write_corpus(tmp_path / "other", source, ["a", "b"], expr)
+    clips = clips_in_basis(tmp_path / "other", ["a", "b"], target, min_len=10)
+    assert len(clips) == 2 and clips[0][1].shape == (30, 4)
+    np.testing.assert_allclose(target.offsets(clips[0][1]), source.offsets(expr), atol=1e-3)
+    same = clips_in_basis(tmp_path / "other", ["a"], source)
+    np.testing.assert_allclose(same[0][1], expr, atol=1e-4)  # own basis: unchanged
+
+
+def _basis(components: np.ndarray, mean: np.ndarray) -> ExpressionBasis:
+    k = len(components)
+    return ExpressionBasis(mean=mean.astype(np.float32), components=components.astype(np.float32),
+                           explained_variance=np.ones(k, np.float32), explained_variance_ratio=np.ones(k, np.float32) / k,
+                           weights=np.ones(468, np.float32), jaw_index=0)
+
+
+def _fake_corpus(root, names: list[str], k: int = 4, frames: int = 60, seed: int = 0) -> ExpressionBasis:
+    """A prepared corpus of ``names`` (all prior): random MEL, expressions that follow one MEL band."""
+    rng = np.random.default_rng(seed)
+    basis = _basis(rng.standard_normal((k, 1404)), np.zeros(1404))
+    root.mkdir()
+    basis.save(root / "expr_basis.npz")
+    (root / "splits.json").write_text(json.dumps({"prior": names, "heldout": []}))
+    for name in names:
+        folder = root / name
+        folder.mkdir()
+        mel = rng.standard_normal((frames * 16 // 5 + 16, 80)).astype(np.float32)
+        expr = np.repeat(mel[: frames * 16 // 5: 16 // 5][:frames, :1], k, axis=1).astype(np.float32)
+        np.save(folder / "mel.npy", mel.astype(np.float16))
+        np.savez(folder / "track.npz", expr=expr, valid=np.ones(frames, bool))
+        (folder / "report.json").write_text(json.dumps({"splits": {"train": [0, 45], "val": [45, 60]}}))
+    return basis
+
+
+def test_mixed_cross_validation_without_extra_speech_is_crossval(tmp_path, repo_root):
+    """With nothing mixed in, cross_validate_mixed trains and scores exactly as cross_validate, so a
+    mixed variant differs from the baseline by its data alone; mixed-in speech changes the models."""
+    from deadlib.audio2expr.stage import a2e_settings
+    settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
+    settings["train"] = {**settings["train"], "steps": 6, "window": 16, "batch": 4, "warmup": 2}
+    settings.update(val_every=3)
+    _fake_corpus(tmp_path / "own", ["a", "b", "c"])
+    _fake_corpus(tmp_path / "other", ["x", "y"], seed=1)
+    plain = cross_validate(settings, tmp_path / "own", folds=3)
+    same = cross_validate_mixed(settings, tmp_path / "own", [], None, folds=3)
+    assert same == {k: plain[k] for k in same}
+    basis = ExpressionBasis.load(tmp_path / "own" / "expr_basis.npz")
+    extra = clips_in_basis(tmp_path / "other", ["x", "y"], basis, min_len=16)
+    mixed = cross_validate_mixed(settings, tmp_path / "own", extra, 0.5, folds=3)
+    assert [p["name"] for p in mixed["people"]] == [p["name"] for p in plain["people"]]  # scored on own speakers
+    assert mixed["mean_lve_mm"] != plain["mean_lve_mm"]

@@ -32,3 +32,14 @@ def test_paired_difference_counts_the_speakers_that_improve(compare):
     better = _result([0.2, 0.3, 0.25, 0.5])["people"]
     d = compare.paired(base, better, "jaw_corr")
     assert d["mean"] == pytest.approx(0.0625) and d["higher"] == 3 and d["n"] == 4 and d["ci95"] > 0
+
+
+def test_mix_share_is_split_off_the_audio2expr_settings(compare):
+    assert compare.split_mix(["train.speed=0.1", "mix.share=0.5"]) == (["train.speed=0.1"], 0.5)
+    assert compare.split_mix(["mix.share=all"]) == ([], "all")
+    assert compare.split_mix(["train.speed=0.1"]) == (["train.speed=0.1"], None)
+    for bad in ("mix.share=0", "mix.share=2"):
+        with pytest.raises(ValueError, match="share"):
+            compare.split_mix([bad])
+    with pytest.raises(ValueError, match="--extra-cache"):
+        compare.extra_clips(None, compare.REPO, 32)

@@ -62,3 +62,30 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def fake_a2e_corpus(root: Path, names: list[str], k: int = 4, frames: int = 60, seed: int = 0):
+    """A tiny prepared corpus for audio-to-expression tests: ``names`` all prior people, each with a
+    random log-MEL (16 rows per 5 frames + right context), expressions that follow one MEL band,
+    train frames [0, 45) and validation [45, 60), and a random ``k``-component basis (returned)."""
+    import json
+
+    import numpy as np
+
+    from deadlib.data.face3d import ExpressionBasis
+    rng = np.random.default_rng(seed)
+    basis = ExpressionBasis(mean=np.zeros(1404, np.float32), components=rng.standard_normal((k, 1404)).astype(np.float32),
+                            explained_variance=np.ones(k, np.float32), explained_variance_ratio=np.ones(k, np.float32) / k,
+                            weights=np.ones(468, np.float32), jaw_index=0)
+    root.mkdir(parents=True)
+    basis.save(root / "expr_basis.npz")
+    (root / "splits.json").write_text(json.dumps({"prior": names, "heldout": []}))
+    for name in names:
+        folder = root / name
+        folder.mkdir()
+        mel = rng.standard_normal((frames * 16 // 5 + 16, 80)).astype(np.float32)  # (M, 80)
+        band = mel[np.arange(frames) * 16 // 5, :1]  # the first band at each frame's first MEL row
+        np.save(folder / "mel.npy", mel.astype(np.float16))
+        np.savez(folder / "track.npz", expr=np.repeat(band, k, axis=1), valid=np.ones(frames, bool))
+        (folder / "report.json").write_text(json.dumps({"splits": {"train": [0, 45], "val": [45, 60]}}))
+    return basis

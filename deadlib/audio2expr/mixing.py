@@ -17,11 +17,12 @@ if mixing is adopted, the training stage and ``crossval`` take it over.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from deadlib.audio2expr.crossval import speaker_folds
+from deadlib.audio2expr.model import Audio2Expression
 from deadlib.audio2expr.stage import evaluate_clips, load_person_clips, pretrain
 from deadlib.data.dataset import load_splits
 from deadlib.data.face3d import ExpressionBasis
@@ -55,23 +56,39 @@ def mix_clips(own: Clips, extra: Clips, share: float | None, window: int = 1) ->
     return own * max(1, round(1 / ratio)) + extra
 
 
+def fold_models(settings: Mapping, cache_root: str | Path, extra: Clips | None = None, share: float | None = None,
+                folds: int = 3) -> Iterator[tuple[int, list[str], Audio2Expression, dict]]:
+    """(fold, unseen speakers, model, history) per speaker fold of ``cache_root``'s prior people: the
+    model pre-trained as ``crossval.cross_validate`` does on the other folds' train parts (+ ``extra``
+    at ``share``), early-stopped on their validation spans."""
+    cache_root = Path(cache_root)
+    basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
+    prior = load_splits(cache_root)["prior"]
+    window = settings["train"]["window"]
+    for k, unseen in enumerate(speaker_folds(prior, folds)):
+        seen = [n for n in prior if n not in unseen]
+        own = [c for n in seen for c in load_person_clips(cache_root, n, "train", min_len=window)]
+        val = [c for n in seen for c in load_person_clips(cache_root, n, "val")]
+        model, history = pretrain(settings, mix_clips(own, list(extra or []), share, window), basis, "cpu", False,
+                                  val_clips=val)
+        yield k, unseen, model, history
+
+
+def unseen_clips(cache_root: str | Path, name: str) -> Clips:
+    """An unseen speaker's whole clip as crossval scores it: its train and validation parts."""
+    return load_person_clips(cache_root, name, "train") + load_person_clips(cache_root, name, "val")
+
+
 def cross_validate_mixed(settings: Mapping, cache_root: str | Path, extra: Clips, share: float | None,
                          folds: int = 3) -> dict[str, Any]:
     """Generic-model scores of ``settings`` on unseen prior speakers of ``cache_root`` when every fold
     also pre-trains on ``extra`` at ``share`` → {mean_jaw_corr, mean_lve_mm, people: [...]}, the
     form of ``crossval.cross_validate`` (same folds, same validation, same scores)."""
-    cache_root = Path(cache_root)
-    basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
-    prior = load_splits(cache_root)["prior"]
-    window = settings["train"]["window"]
+    basis = ExpressionBasis.load(Path(cache_root) / "expr_basis.npz")
     people = []
-    for k, unseen in enumerate(speaker_folds(prior, folds)):
-        seen = [n for n in prior if n not in unseen]
-        own = [c for n in seen for c in load_person_clips(cache_root, n, "train", min_len=window)]
-        val = [c for n in seen for c in load_person_clips(cache_root, n, "val")]
-        model, history = pretrain(settings, mix_clips(own, extra, share, window), basis, "cpu", False, val_clips=val)
+    for k, unseen, model, history in fold_models(settings, cache_root, extra, share, folds):
         for name in unseen:
-            whole = load_person_clips(cache_root, name, "train") + load_person_clips(cache_root, name, "val")
+            whole = unseen_clips(cache_root, name)
             if whole:
                 scores = evaluate_clips(model, whole, basis, settings["chunk"])
                 people.append({"fold": k, "name": name, "frames": int(sum(len(e) for _, e in whole)),

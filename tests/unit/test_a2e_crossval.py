@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from support import fake_a2e_corpus
 
 from deadlib.audio2expr.crossval import cross_validate, override, speaker_folds
 from deadlib.audio2expr.mixing import clips_in_basis, cross_validate_mixed, mix_clips
@@ -97,24 +98,6 @@ def _basis(components: np.ndarray, mean: np.ndarray) -> ExpressionBasis:
                            weights=np.ones(468, np.float32), jaw_index=0)
 
 
-def _fake_corpus(root, names: list[str], k: int = 4, frames: int = 60, seed: int = 0) -> ExpressionBasis:
-    """A prepared corpus of ``names`` (all prior): random MEL, expressions that follow one MEL band."""
-    rng = np.random.default_rng(seed)
-    basis = _basis(rng.standard_normal((k, 1404)), np.zeros(1404))
-    root.mkdir()
-    basis.save(root / "expr_basis.npz")
-    (root / "splits.json").write_text(json.dumps({"prior": names, "heldout": []}))
-    for name in names:
-        folder = root / name
-        folder.mkdir()
-        mel = rng.standard_normal((frames * 16 // 5 + 16, 80)).astype(np.float32)
-        expr = np.repeat(mel[: frames * 16 // 5: 16 // 5][:frames, :1], k, axis=1).astype(np.float32)
-        np.save(folder / "mel.npy", mel.astype(np.float16))
-        np.savez(folder / "track.npz", expr=expr, valid=np.ones(frames, bool))
-        (folder / "report.json").write_text(json.dumps({"splits": {"train": [0, 45], "val": [45, 60]}}))
-    return basis
-
-
 def test_mixed_cross_validation_without_extra_speech_is_crossval(tmp_path, repo_root):
     """With nothing mixed in, cross_validate_mixed trains and scores exactly as cross_validate, so a
     mixed variant differs from the baseline by its data alone; mixed-in speech changes the models."""
@@ -122,8 +105,8 @@ def test_mixed_cross_validation_without_extra_speech_is_crossval(tmp_path, repo_
     settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
     settings["train"] = {**settings["train"], "steps": 6, "window": 16, "batch": 4, "warmup": 2}
     settings.update(val_every=3)
-    _fake_corpus(tmp_path / "own", ["a", "b", "c"])
-    _fake_corpus(tmp_path / "other", ["x", "y"], seed=1)
+    fake_a2e_corpus(tmp_path / "own", ["a", "b", "c"])
+    fake_a2e_corpus(tmp_path / "other", ["x", "y"], seed=1)
     plain = cross_validate(settings, tmp_path / "own", folds=3)
     same = cross_validate_mixed(settings, tmp_path / "own", [], None, folds=3)
     assert same == {k: plain[k] for k in same}

@@ -536,6 +536,32 @@ def a2e_variants_block(root: Path, path: str = "benchmarks/results/a2e_variants_
             f"interval; {r['machine']}. " + _source(path))
 
 
+def a2e_ensemble_block(root: Path, path: str = "benchmarks/results/a2e_ensemble_real.json") -> str:
+    """benchmarks/compare_a2e_ensemble.py: audio-to-expression models of several seeds averaged, scored by
+    speaker-fold cross-validation on the prior people, paired by speaker with single seeds."""
+    file = root / path
+    if not file.is_file():
+        return f"_`{path}` does not exist yet: run `benchmarks/compare_a2e_ensemble.py`._\n"
+    r = json.loads(file.read_text())
+    seeds = r["seeds"]
+    rows = [[f"{m} (seed{'s' if m > 1 else ''} {', '.join(str(x) for x in seeds[:m])})", _fmt(r["ensemble_jaw_corr"][m - 1]),
+             _fmt(r["ensemble_lve_mean_mm"][m - 1])] for m in range(1, len(seeds) + 1)]
+    rows.append(["1, each seed alone", " / ".join(_fmt(x) for x in r["single_jaw_corr"]),
+                 " / ".join(_fmt(x) for x in r["single_lve_mean_mm"])])
+    s = len(seeds)
+    pairs = [[f"all {s} averaged − the single seeds' mean", _fmt_paired(r["jaw_corr_vs_single_mean"]),
+              _fmt_paired(r["lve_mean_mm_vs_single_mean"])],
+             [f"all {s} averaged − seed {seeds[0]} alone", _fmt_paired(r["jaw_corr_vs_first_seed"]),
+              _fmt_paired(r["lve_mean_mm_vs_first_seed"])]]
+    return (markdown_table(["models averaged", "jaw r", "LVE mm ↓"], rows) + "\n"
+            + markdown_table(["comparison", "jaw r (speakers higher)", "LVE mm (speakers higher)"], pairs)
+            + f"\n{r['protocol']}; {r['folds']} speaker folds, {len(r['people'])} unseen speakers, one model per fold "
+            f"and seed (seed offsets {', '.join(str(x) for x in seeds)} on params' seed), predictions averaged "
+            f"before scoring; differences paired by speaker with a 95 % Student-t interval; torch threads "
+            f"{r['threads']}, {_fmt(sum(r['seconds_per_seed']) / len(r['seconds_per_seed']))} s of training per seed; {r['machine']}. "
+            + _source(path))
+
+
 def style_loss_block(root: Path, path: str = "benchmarks/results/style_loss_real.json") -> str:
     """benchmarks/compare_style_loss.py: offline stand-ins for the VGG term, scored on the held-out
     people's validation spans (region PSNR/SSIM, mouth sharpness ratio), paired with 'none'."""
@@ -695,6 +721,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "a2e_mix": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_mix_real.json"),
+    "a2e_mix_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_mix_real_seeds.json"),
+    "a2e_ensemble": a2e_ensemble_block,
     "pipeline_status": pipeline_status,
     "real_pipeline_status": lambda root: pipeline_status(root, "real/dvc.yaml"),
 }

@@ -158,3 +158,19 @@ def test_prior_steps_block_pairs_each_length_with_the_first(tmp_path):
     assert "| 2400 | 27.6 | 27.5 | 33 | 0.93 | 0.9 | 0.7 | -0.200 ± 0.100 (0/3)" in text
     assert "| 1200 | 27.1 |" in text and "reference" in text
     assert "| perfect 128 px render | — | — | — | — | 0.35 | 0.96 |" in text and "3 real held-out people" in text
+
+
+def test_a2e_ensemble_block_lists_each_ensemble_size_and_the_pairs(tmp_path):
+    paired = {"mean": 0.04, "ci95": 0.03, "higher": 12, "n": 17}
+    result = {"seeds": [0, 1, 2], "folds": 3, "threads": 1, "seconds_per_seed": [800.0, 820.0, 810.0], "machine": "m",
+              "protocol": "folds", "people": [{}] * 17, "ensemble_jaw_corr": [0.30, 0.33, 0.35],
+              "ensemble_lve_mean_mm": [2.85, 2.80, 2.78], "single_jaw_corr": [0.30, 0.28, 0.31],
+              "single_lve_mean_mm": [2.85, 2.86, 2.84], "jaw_corr_vs_single_mean": paired,
+              "jaw_corr_vs_first_seed": paired, "lve_mean_mm_vs_single_mean": paired, "lve_mean_mm_vs_first_seed": paired}
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    assert "does not exist yet" in readme_tables.a2e_ensemble_block(tmp_path)
+    (tmp_path / "benchmarks" / "results" / "a2e_ensemble_real.json").write_text(json.dumps(result))
+    text = readme_tables.a2e_ensemble_block(tmp_path)
+    assert "| 1 (seed 0) | 0.3 | 2.85 |" in text and "| 3 (seeds 0, 1, 2) | 0.35 | 2.78 |" in text
+    assert "| 1, each seed alone | 0.3 / 0.28 / 0.31 |" in text
+    assert "| all 3 averaged − seed 0 alone | +0.040 ± 0.030 (12/17) |" in text and "17 unseen speakers" in text

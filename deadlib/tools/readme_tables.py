@@ -557,8 +557,8 @@ def a2e_ensemble_block(root: Path, path: str = "benchmarks/results/a2e_ensemble_
             + markdown_table(["comparison", "jaw r (speakers higher)", "LVE mm (speakers higher)"], pairs)
             + f"\n{r['protocol']}; {r['folds']} speaker folds, {len(r['people'])} unseen speakers, one model per fold "
             f"and seed (seed offsets {', '.join(str(x) for x in seeds)} on params' seed), predictions averaged "
-            f"before scoring; differences paired by speaker with a 95 % Student-t interval; torch threads "
-            f"{r['threads']}, {_fmt(sum(r['seconds_per_seed']) / len(r['seconds_per_seed']))} s of training per seed; {r['machine']}. "
+            f"before scoring; differences paired by speaker with a 95 % Student-t interval; "
+            f"{_fmt(sum(r['seconds_per_seed']) / len(r['seconds_per_seed']))} s of training per seed; {r['machine']}. "
             + _source(path))
 
 

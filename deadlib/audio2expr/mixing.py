@@ -10,8 +10,9 @@ uniformly, so a list repeated k times weighs k times more). ``cross_validate_mix
 fold's pre-training: early stopping on the seen speakers' validation spans and the scores on the
 unseen speakers' whole clips stay on this corpus only, and its held-out people are never loaded.
 
-Not part of any pipeline stage yet (``benchmarks/compare_a2e_variants.py --extra-cache`` runs it):
-if mixing is adopted, the training stage and ``crossval`` take it over.
+No pipeline stage imports it: the synthetic speech was measured and not adopted (README "Does the
+synthetic corpus's speech help?", ``benchmarks/compare_a2e_variants.py --extra-cache``), and
+``fold_models`` also trains the speaker folds of ``benchmarks/compare_a2e_ensemble.py``.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ def seed_predictions(cache_root: Path, settings: dict, seed: int, folds: int, wo
     path = work / f"seed{seed}.npz"
     meta_path = path.with_suffix(".json")
     settings = {**settings, "seed": int(settings.get("seed") or 0) + seed}
-    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text())["settings"] == json.loads(json.dumps(settings)):
-        meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text()) if path.is_file() and meta_path.is_file() else None
+    if meta is not None and meta["settings"] == json.loads(json.dumps(settings)):
         with np.load(path) as data:
             return {n: {"pred": data[f"{n}/pred"], "target": data[f"{n}/target"], "best_step": meta["best_step"][n]}
                     for n in meta["names"]}
@@ -92,16 +92,14 @@ def summarise(per_seed: list[dict], basis: ExpressionBasis) -> dict:
         ensembles = [scores(np.mean([run[name]["pred"] for run in per_seed[:m]], axis=0), target, basis)
                      for m in range(1, len(per_seed) + 1)]
         people.append({"name": name, "single": singles, "ensemble": ensembles})
-    s = len(per_seed)
-    mean = lambda f: float(np.mean([f(p) for p in people]))  # noqa: E731
-    out = {"n_seeds": s, "people": people}
+    out = {"n_seeds": len(per_seed), "people": people}
     for key in ("jaw_corr", "lve_mean_mm"):
-        out[f"single_{key}"] = [mean(lambda p, i=i: p["single"][i][key]) for i in range(s)]
-        out[f"ensemble_{key}"] = [mean(lambda p, m=m: p["ensemble"][m][key]) for m in range(s)]
-        full = [p["ensemble"][-1][key] for p in people]
-        out[f"{key}_vs_single_mean"] = paired_summary(
-            [f - float(np.mean([x[key] for x in p["single"]])) for f, p in zip(full, people)])
-        out[f"{key}_vs_first_seed"] = paired_summary([f - p["single"][0][key] for f, p in zip(full, people)])
+        single = np.array([[x[key] for x in p["single"]] for p in people])  # (speakers, seeds)
+        ensemble = np.array([[x[key] for x in p["ensemble"]] for p in people])  # (speakers, models averaged)
+        out[f"single_{key}"] = single.mean(axis=0).tolist()
+        out[f"ensemble_{key}"] = ensemble.mean(axis=0).tolist()
+        out[f"{key}_vs_single_mean"] = paired_summary((ensemble[:, -1] - single.mean(axis=1)).tolist())
+        out[f"{key}_vs_first_seed"] = paired_summary((ensemble[:, -1] - single[:, 0]).tolist())
     return out
 
 

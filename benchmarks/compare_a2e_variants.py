@@ -31,6 +31,7 @@ resumes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -90,8 +91,10 @@ def split_mix(assignments: list[str]) -> tuple[list[str], float | str | None]:
     return rest, share
 
 
+@functools.cache
 def extra_clips(extra_cache: Path | None, cache_root: Path, window: int) -> list:
-    """The other corpus's prior people's train clips in ``cache_root``'s expression basis."""
+    """The other corpus's prior people's train clips in ``cache_root``'s expression basis (loaded and
+    re-encoded once per process, not once per variant and seed; callers do not modify the list)."""
     if extra_cache is None:
         raise ValueError(f"a {MIX_KEY} variant needs --extra-cache (another prepared corpus)")
     basis = ExpressionBasis.load(cache_root / "expr_basis.npz")

@@ -31,7 +31,7 @@ and scored on the person's VALIDATION span only (the test parts are never read):
 
 Plus each prior's own validation on the prior people (its last evaluation). Differences are paired
 by person and seed against the first ``--steps``. Writes ``benchmarks/results/prior_steps_<corpus>.json`` (or ``--name``)
-(README blocks ``prior_steps``, ``prior_steps_synthetic``); cells and priors stay in ``--work`` (reused: a
+(README blocks ``prior_steps``, ``prior_steps_synthetic``, ``prior_steps_4800``); cells and priors stay in ``--work`` (reused: a
 cut-short run resumes). Needs the pipeline's ``prepare`` and ``train_prior`` (``dvc repro [real/dvc.yaml]``).
 """
 

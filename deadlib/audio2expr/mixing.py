@@ -53,8 +53,8 @@ def mix_clips(own: Clips, extra: Clips, share: float | None, window: int = 1) ->
     positions = lambda clips: sum(max(0, len(e) - window + 1) for _, e in clips)  # noqa: E731
     ratio = share / (1 - share) * positions(own) / max(1, positions(extra))  # wanted repeats of extra per own
     if ratio >= 1:
-        return own + extra * max(1, round(ratio))
-    return own * max(1, round(1 / ratio)) + extra
+        return own + extra * round(ratio)
+    return own * round(1 / ratio) + extra
 
 
 def fold_models(settings: Mapping, cache_root: str | Path, extra: Clips | None = None, share: float | None = None,

@@ -15,74 +15,39 @@ the cell's output folder, so params.yaml stays the only copy of every setting an
 
 from __future__ import annotations
 
-import argparse
-import copy
-import numbers
 import os
 import sys
 from pathlib import Path
 from typing import Mapping
 
-import yaml
+from deadlib.core.config import load_params
+from deadlib.train.derived_params import RATES, positive_factor, run_cli, scaled_rates, with_adapt_rates_scaled, write_derived
 
-from deadlib.core.config import ConfigError, load_params
-from deadlib.core.files import atomic_output
-
-RATES = ("lr_g", "lr_d", "lr_texture")  # the three rates of a cell: renderer, discriminator, texture
-
-
-def scaled_rates(adapt: Mapping, scale: float) -> dict[str, float]:
-    """The rates of ``adapt`` (a section or a by_profile override) that it sets, × ``scale``."""
-    return {key: float(adapt[key]) * scale for key in RATES if key in adapt}
+__all__ = ["RATES", "baseline_params", "lr_scale", "scaled_rates", "write_baseline_params"]
 
 
 def lr_scale(params: Mapping) -> float:
     """``baseline.lr_scale`` of ``params``, checked: a positive number."""
-    section = params.get("baseline")
-    if not isinstance(section, Mapping) or "lr_scale" not in section:
-        raise ConfigError("params.yaml has no baseline.lr_scale (the factor on adapt's learning rates for the "
-                          "from-scratch cells); add `baseline: {lr_scale: 1.0}` to keep adapt's rates")
-    scale = section["lr_scale"]
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
-        raise ConfigError(f"baseline.lr_scale must be a positive number, got {scale!r}")
-    return float(scale)
+    return positive_factor(params, "baseline", "lr_scale", "the factor on adapt's learning rates for the from-scratch "
+                           "cells); add `baseline: {lr_scale: 1.0}` to keep adapt's rates")
 
 
 def baseline_params(params: Mapping) -> dict:
     """A copy of ``params`` whose ``adapt`` rates (the base values and every by_profile override of
     them) are × ``baseline.lr_scale``: the settings a Baseline cell trains with."""
-    scale = lr_scale(params)
-    derived = copy.deepcopy(dict(params))
-    adapt = derived.get("adapt")
-    if not isinstance(adapt, dict) or any(key not in adapt for key in RATES):
-        raise ConfigError(f"params.yaml's adapt section must set {', '.join(RATES)}")
-    adapt.update(scaled_rates(adapt, scale))
-    for override in (adapt.get("by_profile") or {}).values():
-        override.update(scaled_rates(override, scale))
-    return derived
+    return with_adapt_rates_scaled(params, lr_scale(params))
 
 
 def write_baseline_params(params_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """:func:`baseline_params` of the file ``params_path``, written to ``out_path`` (atomically)."""
     derived = baseline_params(load_params(params_path))
-    with atomic_output(out_path) as tmp:
-        tmp.write_text(f"# derived from {params_path} by deadlib.train.baseline: adapt's learning rates "
-                       f"x baseline.lr_scale = {derived['baseline']['lr_scale']}; edit params.yaml, not this file\n"
-                       + yaml.safe_dump(derived, sort_keys=False))
-    return Path(out_path)
+    return write_derived(out_path, derived, f"{params_path} by deadlib.train.baseline: adapt's learning rates "
+                                            f"x baseline.lr_scale = {derived['baseline']['lr_scale']}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m deadlib.train.baseline", description=__doc__.splitlines()[0])
-    ap.add_argument("params", type=Path, help="params.yaml")
-    ap.add_argument("out", type=Path, help="where to write the Baseline's params file")
-    args = ap.parse_args(argv)
-    try:
-        write_baseline_params(args.params, args.out)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(argv, "python -m deadlib.train.baseline", __doc__.splitlines()[0], "where to write the Baseline's params file",
+                   lambda args: write_baseline_params(args.params, args.out))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ notebook all read the same length:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import numbers
 import os
@@ -24,10 +23,8 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-import yaml
-
 from deadlib.core.config import PROFILES, ConfigError, load_params
-from deadlib.core.files import atomic_output
+from deadlib.train.derived_params import run_cli, write_derived
 
 
 def real_prior_steps(params: Mapping, profile: str) -> int | None:
@@ -73,25 +70,16 @@ def write_real_prior_params(params_path: str | os.PathLike, out_path: str | os.P
     steps = real_prior_steps(params, profile)
     origin = (f"train_prior.steps under profile {profile} = real_study.prior_steps.{profile} = {steps}"
               if steps is not None else f"real_study.prior_steps.{profile} is null: train_prior's own steps")
-    with atomic_output(out_path) as tmp:
-        tmp.write_text(f"# derived from {params_path} by deadlib.train.real_prior: {origin}; "
-                       "edit params.yaml, not this file\n" + yaml.safe_dump(derived, sort_keys=False))
-    return Path(out_path)
+    return write_derived(out_path, derived, f"{params_path} by deadlib.train.real_prior: {origin}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m deadlib.train.real_prior", description=__doc__.splitlines()[0])
-    ap.add_argument("params", type=Path, help="params.yaml")
-    ap.add_argument("out", type=Path, help="where to write the real train_prior stage's params file")
-    ap.add_argument("--profile", default=None, help="smoke | default | full (default: params.yaml's)")
-    args = ap.parse_args(argv)
-    try:
-        profile = args.profile or load_params(args.params).get("profile", "default")
-        write_real_prior_params(args.params, args.out, profile)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    def write(args) -> None:
+        write_real_prior_params(args.params, args.out, args.profile or load_params(args.params).get("profile", "default"))
+
+    return run_cli(argv, "python -m deadlib.train.real_prior", __doc__.splitlines()[0],
+                   "where to write the real train_prior stage's params file", write,
+                   lambda ap: ap.add_argument("--profile", default=None, help="smoke | default | full (default: params.yaml's)"))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ One training seed moves the generic model's mean jaw correlation on unseen real 
 as every training variant tried (README "Which training generalises to unseen speakers"): the
 model's error has a large part that depends on the seed. Averaging the predictions of models
 trained at different seeds removes part of it. This benchmark trains the generic model of each
-speaker fold of the PRIOR people (``deadlib.audio2expr.mixing.fold_models``: the crossval protocol,
+speaker fold of the PRIOR people (``deadlib.audio2expr.crossval.fold_models``: the crossval protocol,
 early stopping on the seen speakers' validation spans) at every seed of ``--seeds``, keeps each
 model's predictions on the unseen speakers' whole clips, and scores, per speaker, every single
 seed and the average of the first m seeds' predictions (m = 1 .. S). The held-out people are never
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deadlib.audio2expr.crossval import fold_models, unseen_clips
 from deadlib.audio2expr.losses import lip_vertex_error
-from deadlib.audio2expr.mixing import fold_models, unseen_clips
 from deadlib.audio2expr.stage import CM_TO_MM, a2e_settings, evaluate_clips, mouth_basis
 from deadlib.core.files import write_json
 from deadlib.core.intervals import paired_summary
@@ -49,7 +49,8 @@ def seed_predictions(cache_root: Path, settings: dict, seed: int, folds: int, wo
     (the params' seed + ``seed``), read from ``work`` when a previous run wrote them."""
     path = work / f"seed{seed}.npz"
     meta_path = path.with_suffix(".json")
-    settings = {**settings, "seed": int(settings.get("seed") or 0) + seed}
+    # one model per seed (no audio2expr.ensemble): this benchmark averages the seeds' models itself
+    settings = {**{k: v for k, v in settings.items() if k != "ensemble"}, "seed": int(settings.get("seed") or 0) + seed}
     meta = json.loads(meta_path.read_text()) if path.is_file() and meta_path.is_file() else None
     if meta is not None and meta["settings"] == json.loads(json.dumps(settings)):
         with np.load(path) as data:
@@ -58,7 +59,7 @@ def seed_predictions(cache_root: Path, settings: dict, seed: int, folds: int, wo
     basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
     start = time.perf_counter()
     out = {}
-    for _, unseen, model, history in fold_models(settings, cache_root, folds=folds):
+    for _, unseen, model, (history,) in fold_models(settings, cache_root, folds=folds):
         for name in unseen:
             whole = unseen_clips(cache_root, name)
             if whole:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"a2e_ensemble_{args.corpus}.json"
     write_json(out, {"machine": describe(), "cache_root": str(cache_root), "folds": args.folds, "seeds": args.seeds,
                      "threads": torch.get_num_threads(), "seconds_per_seed": seconds,
-                     "protocol": "deadlib.audio2expr.mixing.fold_models on the prior people only (generic model, "
+                     "protocol": "deadlib.audio2expr.crossval.fold_models on the prior people only (generic model, "
                                  "unseen speakers' train + validation parts)", **result})
     print(json.dumps({k: v for k, v in result.items() if k != "people"}, indent=1))
     print(f"wrote {out}")

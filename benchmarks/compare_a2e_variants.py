@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from deadlib.audio2expr.crossval import cross_validate, override
-from deadlib.audio2expr.mixing import clips_in_basis, cross_validate_mixed
+from deadlib.audio2expr.mixing import clips_in_basis, mix_clips
 from deadlib.audio2expr.stage import a2e_settings
 from deadlib.core.files import write_json
 from deadlib.core.intervals import paired_summary
@@ -111,11 +111,14 @@ def run_one(cache_root: Path, settings: dict, assignments: list[str], folds: int
     if (cached is not None and cached.get("settings") == json.loads(json.dumps(settings))
             and cached.get("mix") == mix):
         return cached
-    extra = None if mix is None else extra_clips(extra_cache, cache_root, settings["train"]["window"])
+    window = settings["train"]["window"]
+    training = None
+    if mix is not None:
+        extra = extra_clips(extra_cache, cache_root, window)
+        training = lambda own: mix_clips(own, extra, None if share == "all" else share, window)  # noqa: E731
     start = time.perf_counter()
     result = {"settings": settings, "assignments": assignments, **({"mix": mix} if mix else {}),
-              **(cross_validate(settings, cache_root, folds) if extra is None else
-                 cross_validate_mixed(settings, cache_root, extra, None if share == "all" else share, folds)),
+              **cross_validate(settings, cache_root, folds, training=training),
               "seconds": round(time.perf_counter() - start, 1)}
     write_json(path, result)
     return result
@@ -143,6 +146,7 @@ def run(cache_root: Path, variants: dict[str, list[str]], steps: int | None, wor
     """
     work.mkdir(parents=True, exist_ok=True)
     base_settings = a2e_settings("default", REPO / "params.yaml")
+    base_settings.pop("ensemble", None)  # variants train one model per seed (compare_a2e_ensemble measures averaging)
     results = {}
     for name, assignments in {**({"baseline": []} if baseline else {}), **variants}.items():
         per_seed = []

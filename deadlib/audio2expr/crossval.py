@@ -3,7 +3,8 @@
 How an ``audio2expr`` setting is chosen without looking at a held-out person: the prior people
 are split into ``folds`` groups of speakers (every ``folds``-th name, sorted); for each group the
 model is pre-trained on the other prior people exactly as the ``train_audio2expr`` stage does
-(their train parts, early stopping on their own validation spans) and scored on the group's whole
+(their train parts, early stopping on their own validation spans; the ensemble of
+``audio2expr.ensemble`` seeds when it is above 1) and scored on the group's whole
 clips (train + validation parts) — speakers it never heard, as a new person is. The figure is
 the jaw-coefficient correlation with the tracked one (mouth opening), the mean over the unseen
 people, beside their lip vertex error. The held-out people (``splits["heldout"]``) are never
@@ -30,16 +31,17 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from deadlib.audio2expr.stage import (
+    A2EModel,
     a2e_settings,
     evaluate_clips,
     fit_person,
     load_person_clips,
-    pretrain,
+    pretrain_ensemble,
 )
 from deadlib.core.config import merge_overrides, parse_overrides, write_settings
 from deadlib.core.files import write_json
@@ -61,30 +63,53 @@ def override(settings: Mapping, assignments: list[str]) -> dict:
     return merge_overrides("audio2expr", settings, parse_overrides(assignments))
 
 
-def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, progress: bool = False,
-                   adapt: bool = False) -> dict[str, Any]:
-    """Scores of ``settings`` on unseen prior speakers → {mean_jaw_corr, mean_lve_mm, people: [...]}
-    (+ the adapted scores on their validation spans with ``adapt``, see the module's doc)."""
+Clips = list[tuple[np.ndarray, np.ndarray]]  # (mel (M, 80), expr (N, K)) runs of face frames
+
+
+def fold_models(settings: Mapping, cache_root: str | Path, folds: int = 3, progress: bool = False,
+                training: Callable[[Clips], Clips] | None = None) -> Iterator[tuple[int, list[str], A2EModel, list[dict]]]:
+    """(fold, unseen speakers, generic model, its histories) per speaker fold of ``cache_root``'s prior
+    people: the model pre-trained as the ``train_audio2expr`` stage does (``pretrain_ensemble``) on the
+    other folds' train parts, early-stopped on their validation spans. ``training`` maps those clips
+    to the ones trained on (``deadlib.audio2expr.mixing`` adds another corpus's speech)."""
     cache_root = Path(cache_root)
     basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
     prior = load_splits(cache_root)["prior"]
     window = settings["train"]["window"]
-    style_only = {**settings, "style": {**settings["style"], "finetune": None}}
-    people = []
     for k, unseen in enumerate(speaker_folds(prior, folds)):
         seen = [n for n in prior if n not in unseen]
         clips = [c for n in seen for c in load_person_clips(cache_root, n, "train", min_len=window)]
         val = [c for n in seen for c in load_person_clips(cache_root, n, "val")]
-        model, history = pretrain(settings, clips, basis, "cpu", progress, val_clips=val)
+        model, histories = pretrain_ensemble(settings, clips if training is None else training(clips), basis, "cpu",
+                                             progress, val_clips=val)
+        yield k, unseen, model, histories
+
+
+def unseen_clips(cache_root: str | Path, name: str) -> Clips:
+    """An unseen speaker's whole clip as it is scored: its train and validation parts."""
+    return load_person_clips(cache_root, name, "train") + load_person_clips(cache_root, name, "val")
+
+
+def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, progress: bool = False,
+                   adapt: bool = False, training: Callable[[Clips], Clips] | None = None) -> dict[str, Any]:
+    """Scores of ``settings`` on unseen prior speakers → {mean_jaw_corr, mean_lve_mm, people: [...]}
+    (+ the adapted scores on their validation spans with ``adapt``, see the module's doc; ``training``
+    as in ``fold_models``)."""
+    cache_root = Path(cache_root)
+    basis = ExpressionBasis.load(cache_root / "expr_basis.npz")
+    style_only = {**settings, "style": {**settings["style"], "finetune": None}}
+    people = []
+    for k, unseen, model, histories in fold_models(settings, cache_root, folds, progress, training):
+        best_steps = [history.get("best_step") for history in histories]
         for name in unseen:
-            own_val = load_person_clips(cache_root, name, "val")
-            whole = load_person_clips(cache_root, name, "train") + own_val
+            whole = unseen_clips(cache_root, name)
             if not whole:
                 continue
+            own_val = load_person_clips(cache_root, name, "val")
             scores = evaluate_clips(model, whole, basis, settings["chunk"])
             row = {"fold": k, "name": name, "frames": int(sum(len(e) for _, e in whole)),
                    "jaw_corr": scores["jaw_corr"], "lve_mean_mm": scores["lve_mean_mm"],
-                   "best_step": history.get("best_step")}
+                   "best_step": best_steps[0] if len(best_steps) == 1 else best_steps}
             if adapt and own_val:
                 variants = {"generic": model, "style": fit_person(model, cache_root, name, basis, style_only)[0]}
                 variants["adapted"], fitted = fit_person(model, cache_root, name, basis, settings)

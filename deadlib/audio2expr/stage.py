@@ -11,9 +11,12 @@ fitted on the first ``style.frames`` frames of its train part (the paper's few-s
 both models are scored on that person's *test* part. The lip vertex error (LVE) decodes the
 coefficients through the basis at the FaceMesh mouth vertices (``facemesh.mouth``), in mm.
 
+With ``ensemble: E`` > 1 the generic model is E such models pre-trained at seeds seed … seed+E-1
+(each early-stopped on its own) whose predictions are averaged (``Audio2ExpressionEnsemble``).
+
 Artefacts in ``out_dir``: ``audio2expr.pt`` (model config + weights + neutral + the basis hash it
-was trained for), ``style/<name>.pt`` per held-out identity, ``loss.csv``, ``val.csv`` (the
-validation curve). Flat metrics JSON.
+was trained for; an ensemble's ``members`` count), ``style/<name>.pt`` per held-out identity,
+``loss.csv``, ``val.csv`` (the validation curve; a ``member`` column for an ensemble). Flat metrics JSON.
 Command line: ``python -m deadlib.audio2expr.stage --profile smoke --cache-root data/prepared``.
 """
 
@@ -36,6 +39,7 @@ from deadlib.audio2expr.losses import MouthBasis, lip_vertex_error
 from deadlib.audio2expr.model import (
     Audio2ExprConfig,
     Audio2Expression,
+    Audio2ExpressionEnsemble,
     Audio2ExprTrainConfig,
     predict,
     train_audio2expr,
@@ -134,16 +138,31 @@ def build_model(settings: Mapping, k: int) -> Audio2Expression:
     return Audio2Expression(Audio2ExprConfig(K=k, **settings["model"]))
 
 
-def save_a2e(path: str | os.PathLike, model: Audio2Expression, basis: ExpressionBasis, meta: Mapping | None = None) -> Path:
-    """Atomic ``audio2expr.pt``: config, weights (incl. the neutral), basis hash, ``meta``."""
+A2EModel = Audio2Expression | Audio2ExpressionEnsemble  # the generic model: one network or several averaged
+
+
+def ensemble_size(settings: Mapping) -> int:
+    """``audio2expr.ensemble``: how many models at consecutive seeds the generic model averages (1: one)."""
+    size = settings.get("ensemble", 1)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"audio2expr.ensemble must be a positive integer, got {size!r}")
+    return size
+
+
+def save_a2e(path: str | os.PathLike, model: A2EModel, basis: ExpressionBasis, meta: Mapping | None = None) -> Path:
+    """Atomic ``audio2expr.pt``: config, weights (incl. the neutral), basis hash, ``meta`` (+ ``members``,
+    the number of averaged models, for an ensemble)."""
     ckpt = {"format": CKPT_FORMAT, "kind": "audio2expr", "config": dataclasses.asdict(model.config),
             "state_dict": model.state_dict(), "basis_digest": basis_digest(basis), "meta": dict(meta or {})}
+    if isinstance(model, Audio2ExpressionEnsemble):
+        ckpt["members"] = len(model.members)
     save_torch(path, ckpt)
     return path
 
 
-def load_a2e(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Audio2Expression, dict]:
-    """(model in eval mode, checkpoint info {basis_digest, meta, config})."""
+def load_a2e(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[A2EModel, dict]:
+    """(model in eval mode — an ensemble when the file holds several — checkpoint info {basis_digest, meta,
+    config, members})."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no audio-to-expression model at {path}; run the train_audio2expr stage "
@@ -151,12 +170,14 @@ def load_a2e(path: str | os.PathLike, device: torch.device | str = "cpu") -> tup
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("kind") != "audio2expr":
         raise ValueError(f"{path} is not an audio2expr checkpoint (kind={ckpt.get('kind')!r})")
-    model = Audio2Expression(Audio2ExprConfig(**ckpt["config"]))
+    config, members = Audio2ExprConfig(**ckpt["config"]), int(ckpt.get("members", 1))
+    model = Audio2Expression(config) if members == 1 else \
+        Audio2ExpressionEnsemble([Audio2Expression(config) for _ in range(members)])
     model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), {k: ckpt[k] for k in ("basis_digest", "meta", "config")}
+    return model.to(device).eval(), {**{k: ckpt[k] for k in ("basis_digest", "meta", "config")}, "members": members}
 
 
-def save_style(path: str | os.PathLike, person: PersonalisedAudio2Expression, generic: Audio2Expression,
+def save_style(path: str | os.PathLike, person: PersonalisedAudio2Expression, generic: A2EModel,
                identity: str, meta: Mapping | None = None) -> Path:
     """Atomic file of one person's audio-to-expression: the style layer, and the fine-tuned copy's
     weights when ``fit_person`` fine-tuned ``generic`` for this person (``person.base is not generic``)."""
@@ -169,7 +190,7 @@ def save_style(path: str | os.PathLike, person: PersonalisedAudio2Expression, ge
     return path
 
 
-def load_style(path: str | os.PathLike, generic: Audio2Expression) -> tuple[PersonalisedAudio2Expression, str]:
+def load_style(path: str | os.PathLike, generic: A2EModel) -> tuple[PersonalisedAudio2Expression, str]:
     """(the person's model in eval mode, identity) from ``save_style``'s file: ``generic`` (or its
     fine-tuned copy stored in the file) followed by the style layer. Raises when the file was made
     for a model of another shape."""
@@ -257,6 +278,20 @@ def pretrain(settings: Mapping, clips: list[tuple[np.ndarray, np.ndarray]], basi
     return model, history
 
 
+def pretrain_ensemble(settings: Mapping, clips: list[tuple[np.ndarray, np.ndarray]], basis: ExpressionBasis,
+                      device: torch.device | str = "cpu", progress: bool = True,
+                      val_clips: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[A2EModel, list[dict]]:
+    """The generic model: ``ensemble_size(settings)`` models pre-trained as ``pretrain`` does at seeds
+    seed, seed + 1, … (each early-stopped on ``val_clips`` on its own) → (the model, or the ensemble
+    averaging them; each one's history). With ensemble 1 this is ``pretrain`` at the settings' seed."""
+    seed = int(settings.get("seed") or 0)
+    runs = [pretrain({**settings, "seed": seed + i}, clips, basis, device, progress, val_clips)
+            for i in range(ensemble_size(settings))]
+    if len(runs) == 1:
+        return runs[0][0], [runs[0][1]]
+    return Audio2ExpressionEnsemble([model for model, _ in runs]).eval(), [history for _, history in runs]
+
+
 def fine_tune_config(settings: Mapping) -> tuple[Audio2ExprTrainConfig, int] | None:
     """(training config, min_frames) of the per-person fine-tune (``style.finetune``), None when off:
     pre-training's settings with the fine-tune's steps, lr, window, batch and warm-up."""
@@ -267,7 +302,7 @@ def fine_tune_config(settings: Mapping) -> tuple[Audio2ExprTrainConfig, int] | N
     return dataclasses.replace(_train_config(settings), **tune), min_frames
 
 
-def fit_person(base: Audio2Expression, cache_root: str | os.PathLike, name: str, basis: ExpressionBasis,
+def fit_person(base: A2EModel, cache_root: str | os.PathLike, name: str, basis: ExpressionBasis,
                settings: Mapping, n_frames: int | None = None) -> tuple[PersonalisedAudio2Expression, dict]:
     """``name``'s own audio-to-expression from its first ``n_frames`` train frames (default style.frames):
     a fine-tuned copy of ``base`` (``style.finetune``, when at least ``min_frames`` of those frames lie in
@@ -300,7 +335,7 @@ def evaluate_clips(model: torch.nn.Module, clips: list[tuple[np.ndarray, np.ndar
             "jaw_corr": pearson(pred[:, j], target[:, j]), "pred": pred, "target": target}
 
 
-def score_person(person: PersonalisedAudio2Expression, generic: Audio2Expression, test: list[tuple[np.ndarray, np.ndarray]],
+def score_person(person: PersonalisedAudio2Expression, generic: A2EModel, test: list[tuple[np.ndarray, np.ndarray]],
                  basis: ExpressionBasis, chunk: int = 200) -> dict[str, Any]:
     """A person's test clips scored by the generic model ("before"), by the person's own model (fine-tune
     + style layer, "after"), and by a still neutral face (``static_lve_mean_mm``: no motion at all)."""
@@ -332,6 +367,26 @@ def silence_check(model: torch.nn.Module, seconds: float = 2.0, floors_db: tuple
     return out
 
 
+def write_curves(out_dir: Path, histories: list[dict]) -> None:
+    """``loss.csv`` (every step's loss terms and lr) and ``val.csv`` (the validation curve) of the
+    pre-training runs; a first ``member`` column numbers an ensemble's models."""
+    member = [] if len(histories) == 1 else ["member"]
+    with open(out_dir / "loss.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        for m, history in enumerate(histories):
+            keys = [k for k in ("loss", "coef", "vel", "vertex", "lr") if k in history]
+            if m == 0:
+                writer.writerow([*member, "step", *keys])
+            writer.writerows([*([m] if member else []), i, *(history[k][i] for k in keys)]
+                             for i in range(len(history["loss"])))
+    if histories[0].get("val"):
+        with open(out_dir / "val.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=member + list(histories[0]["val"][0]))
+            writer.writeheader()
+            for m, history in enumerate(histories):
+                writer.writerows({**({"member": m} if member else {}), **row} for row in history["val"])
+
+
 def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | os.PathLike,
               metrics_path: str | os.PathLike | None = None, device: torch.device | str = "cpu",
               progress: bool = True) -> dict[str, Any]:
@@ -343,22 +398,14 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
     prior_clips = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "train", min_len=window)]
     # validation: the prior identities' own validation spans (their speech after the train part)
     prior_val = [c for n in splits["prior"] for c in load_person_clips(cache_root, n, "val")]
-    model, history = pretrain(settings, prior_clips, basis, device, progress, val_clips=prior_val)
+    model, histories = pretrain_ensemble(settings, prior_clips, basis, device, progress, val_clips=prior_val)
     model.cpu().eval()
-    meta = {"profile": settings.get("profile"), "steps": len(history["loss"]), "prior": splits["prior"],
-            "best_step": history.get("best_step")}
+    best_steps = [history.get("best_step") for history in histories]
+    meta = {"profile": settings.get("profile"), "steps": len(histories[0]["loss"]), "prior": splits["prior"],
+            "best_step": best_steps[0] if len(histories) == 1 else best_steps}
     save_a2e(out_dir / "audio2expr.pt", model, basis, meta)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "loss.csv", "w", newline="") as f:
-        keys = [k for k in ("loss", "coef", "vel", "vertex", "lr") if k in history]
-        writer = csv.writer(f)
-        writer.writerow(["step", *keys])
-        writer.writerows([i, *(history[k][i] for k in keys)] for i in range(len(history["loss"])))
-    if history.get("val"):
-        with open(out_dir / "val.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(history["val"][0]))
-            writer.writeheader()
-            writer.writerows(history["val"])
+    write_curves(out_dir, histories)
     chunk = settings["chunk"]
     per_person = {}
     for name in splits["heldout"]:
@@ -370,11 +417,17 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
                    {"frames": settings["style"]["frames"], "finetune_steps": style_hist["finetune_steps"]})
         per_person[name] = {**score_person(person, model, test, basis, chunk), "style_loss": style_hist["loss"],
                             "model": person}
-    metrics: dict[str, float] = {"steps": len(history["loss"]), "final_loss": float(np.mean(history["loss"][-10:])),
+    final_loss = [float(np.mean(history["loss"][-10:])) for history in histories]
+    metrics: dict[str, float] = {"steps": len(histories[0]["loss"]),
+                                 "final_loss": final_loss[0] if len(histories) == 1 else float(np.mean(final_loss)),
                                  "n_prior": len(splits["prior"]), "n_heldout": len(per_person),
                                  "prior_frames": int(sum(len(e) for _, e in prior_clips))}
-    if "best_step" in history:
-        metrics["best_step"] = history["best_step"]
+    if len(histories) > 1:
+        metrics["ensemble"] = len(histories)
+        if None not in best_steps:  # each member's kept step: their range
+            metrics.update(best_step_min=min(best_steps), best_step_max=max(best_steps))
+    elif "best_step" in histories[0]:
+        metrics["best_step"] = histories[0]["best_step"]
     if prior_val:  # the kept step's score on the spans that chose it: optimistic, an overfitting check only
         prior_eval = evaluate_clips(model, prior_val, basis, chunk)
         metrics.update(prior_val_lve_mean_mm=prior_eval["lve_mean_mm"], prior_val_jaw_corr=prior_eval["jaw_corr"])
@@ -388,7 +441,7 @@ def run_stage(settings: Mapping, cache_root: str | os.PathLike, out_dir: str | o
     if metrics_path:
         write_json(metrics_path, metrics)
         write_settings(metrics_path, settings)
-    return {"metrics": metrics, "model": model, "history": history, "basis": basis, "per_person": per_person,
+    return {"metrics": metrics, "model": model, "histories": histories, "basis": basis, "per_person": per_person,
             "checkpoint": out_dir / "audio2expr.pt"}
 
 

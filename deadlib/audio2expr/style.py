@@ -28,6 +28,7 @@ from deadlib.audio2expr.losses import MouthBasis, expression_loss
 from deadlib.audio2expr.model import (
     Audio2ExprConfig,
     Audio2Expression,
+    Audio2ExpressionEnsemble,
     Audio2ExprTrainConfig,
     predict,
     train_audio2expr,
@@ -50,7 +51,7 @@ class StyleLayer(nn.Module):
 class PersonalisedAudio2Expression(nn.Module):
     """The pre-trained ``base`` followed by one person's ``StyleLayer`` (same call as the base)."""
 
-    def __init__(self, base: Audio2Expression, style: StyleLayer | None = None):
+    def __init__(self, base: Audio2Expression | Audio2ExpressionEnsemble, style: StyleLayer | None = None):
         super().__init__()
         self.base = base
         self.style = style if style is not None else StyleLayer(base.config.K)
@@ -121,7 +122,7 @@ def fit_style_layer(model: PersonalisedAudio2Expression, clips: list[tuple[np.nd
     return history
 
 
-def fine_tune_base(base: Audio2Expression, clips: list[tuple[np.ndarray, np.ndarray]], cfg: Audio2ExprTrainConfig,
+def fine_tune_base(base: Audio2Expression | Audio2ExpressionEnsemble, clips: list[tuple[np.ndarray, np.ndarray]], cfg: Audio2ExprTrainConfig,
                    basis: MouthBasis | None = None, device: torch.device | str | None = None
                    ) -> tuple[Audio2Expression, dict[str, list[float]]]:
     """A copy of ``base`` trained further on one person's (mel (M, 80), expr (N, K)) clips → (copy, history).
@@ -129,7 +130,12 @@ def fine_tune_base(base: Audio2Expression, clips: list[tuple[np.ndarray, np.ndar
     Same loss, augmentation and schedule as pre-training (``cfg``: few steps, small lr). The copy
     keeps the generic closed-mouth target of silence (``base.neutral``), so a few frames of one
     person cannot teach it a new rest pose for silence; ``base`` itself is left untouched (checked).
-    Clips shorter than ``cfg.window`` frames are left out."""
+    Clips shorter than ``cfg.window`` frames are left out. An ensemble is tuned member by member
+    (same clips, same batches); its history is the members' mean loss per step."""
+    if isinstance(base, Audio2ExpressionEnsemble):
+        tuned = [fine_tune_base(member, clips, cfg, basis, device) for member in base.members]
+        loss = np.mean([history["loss"] for _, history in tuned], axis=0)
+        return Audio2ExpressionEnsemble([member for member, _ in tuned]).eval(), {"loss": loss.tolist()}
     usable = windowed_clips(clips, cfg.window)
     if not usable:
         raise ValueError(f"no clip of the person has {cfg.window} consecutive face frames to fine-tune on")

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Mapping
 
 from deadlib.core.config import load_params
-from deadlib.train.derived_params import RATES, positive_factor, run_cli, scaled_rates, with_adapt_rates_scaled, write_derived
+from deadlib.train.derived_params import (
+    RATES,
+    positive_factor,
+    run_cli,
+    scaled_rates,
+    with_adapt_rates_scaled,
+    write_derived,
+)
 
 __all__ = ["RATES", "baseline_params", "lr_scale", "scaled_rates", "write_baseline_params"]
 

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Mapping
 
 from deadlib.core.config import load_params
-from deadlib.train.derived_params import positive_factor, run_cli, with_adapt_rates_scaled, write_derived
+from deadlib.train.derived_params import (
+    positive_factor,
+    run_cli,
+    with_adapt_rates_scaled,
+    write_derived,
+)
 
 
 def ours_lr_scale(params: Mapping) -> float:

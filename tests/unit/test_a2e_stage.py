@@ -9,16 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from deadlib.audio2expr.model import Audio2ExpressionEnsemble
 from deadlib.audio2expr.stage import (
     a2e_settings,
     basis_digest,
     build_model,
     clip_of,
+    ensemble_size,
     fine_tune_config,
     load_a2e,
     load_person_clips,
     load_style,
     pretrain,
+    pretrain_ensemble,
     save_a2e,
     save_style,
     valid_runs,
@@ -158,3 +161,92 @@ def test_fine_tune_settings_take_the_pretraining_ones_and_can_be_turned_off(repo
     assert (cfg.steps, cfg.window, min_frames) == (10, 32, 25) and cfg.formant_warp == smoke["train"]["formant_warp"]
     assert fine_tune_config({**smoke, "style": {**smoke["style"], "finetune": {"steps": 0}}}) is None
     assert fine_tune_config({**smoke, "style": {**smoke["style"], "finetune": None}}) is None
+
+
+def _clips(seed=1, n=2, frames=40, k=5):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((frames * 16 // 5 + 16, 80)).astype(np.float32),
+             rng.standard_normal((frames, k)).astype(np.float32)) for _ in range(n)]
+
+
+def _tiny(repo_root, **extra):
+    settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
+    settings["train"] = {**settings["train"], "steps": 4, "window": 16, "warmup": 2}
+    return {**settings, "val_every": 2, **extra}
+
+
+def test_an_ensemble_predicts_the_mean_of_its_models_and_refuses_mismatched_ones(repo_root):
+    settings = a2e_settings("smoke", params_path=repo_root / "params.yaml")
+    torch.manual_seed(0)
+    members = [build_model(settings, 5).eval() for _ in range(3)]
+    for m in members:
+        m.set_neutral(np.arange(5))
+        with torch.no_grad():
+            m.head.weight.normal_(std=0.1)      # the default init is near zero: make the members differ
+    ensemble = Audio2ExpressionEnsemble(members).eval()
+    windows = torch.randn(2, 10, 16, 80) * 10
+    each = [m(windows) for m in members]
+    assert not torch.allclose(each[0], each[1])
+    torch.testing.assert_close(ensemble(windows), torch.stack(each).mean(0), rtol=0, atol=0)
+    assert ensemble.config == members[0].config and torch.equal(ensemble.neutral, members[0].neutral)
+    with pytest.raises(ValueError, match="at least 2"):
+        Audio2ExpressionEnsemble(members[:1])
+    other = build_model(settings, 5)
+    with pytest.raises(ValueError, match="neutral"):
+        Audio2ExpressionEnsemble([members[0], other])
+    with pytest.raises(ValueError, match="architecture"):
+        Audio2ExpressionEnsemble([members[0], build_model(settings, 4)])
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.0, True, "4"])
+def test_a_bad_ensemble_size_is_refused(size):
+    with pytest.raises(ValueError, match="audio2expr.ensemble"):
+        ensemble_size({"ensemble": size})
+
+
+def test_an_ensemble_of_one_is_plain_pretraining_and_more_train_at_the_next_seeds(repo_root):
+    """``ensemble: 1`` trains exactly the model ``pretrain`` trains (weights equal); ``ensemble: 2``
+    keeps that model as its first member and adds one trained at seed + 1."""
+    clips = _clips()
+    one, _ = pretrain(_tiny(repo_root, seed=3), clips, _basis(), progress=False, val_clips=clips[:1])
+    same, histories = pretrain_ensemble(_tiny(repo_root, seed=3, ensemble=1), clips, _basis(), progress=False,
+                                        val_clips=clips[:1])
+    assert len(histories) == 1 and not isinstance(same, Audio2ExpressionEnsemble)
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in one.state_dict().items())
+    pair, histories = pretrain_ensemble(_tiny(repo_root, seed=3, ensemble=2), clips, _basis(), progress=False,
+                                        val_clips=clips[:1])
+    assert isinstance(pair, Audio2ExpressionEnsemble) and len(histories) == 2
+    assert all(torch.equal(v, pair.members[0].state_dict()[k]) for k, v in one.state_dict().items())
+    nxt, _ = pretrain(_tiny(repo_root, seed=4), clips, _basis(), progress=False, val_clips=clips[:1])
+    assert all(torch.equal(v, pair.members[1].state_dict()[k]) for k, v in nxt.state_dict().items())
+    assert not torch.equal(pair.members[0].head.weight, pair.members[1].head.weight)
+
+
+def test_an_ensemble_round_trips_and_a_person_fine_tunes_every_member(tmp_path, repo_root):
+    """The checkpoint of an ensemble loads as one with the same predictions; ``fit_person`` tunes a copy
+    of each member (the generic ensemble is untouched) and its style file gives the person back exactly."""
+    from deadlib.audio2expr.stage import fit_person
+    from tests.support import fake_a2e_corpus
+    fake_a2e_corpus(tmp_path / "cache", ["a", "b"])
+    basis = ExpressionBasis.load(tmp_path / "cache" / "expr_basis.npz")
+    settings = _tiny(repo_root, ensemble=2)
+    clips = load_person_clips(tmp_path / "cache", "a", "train", min_len=16)
+    generic, _ = pretrain_ensemble(settings, clips, basis, progress=False, val_clips=clips[:1])
+    save_a2e(tmp_path / "a2e.pt", generic, basis, {"steps": 4})
+    loaded, info = load_a2e(tmp_path / "a2e.pt")
+    assert isinstance(loaded, Audio2ExpressionEnsemble) and info["members"] == 2
+    windows = torch.randn(1, 10, 16, 80) * 10
+    torch.testing.assert_close(loaded(windows), generic(windows), rtol=0, atol=0)
+    before = {k: v.clone() for k, v in generic.state_dict().items()}
+    person, history = fit_person(generic, tmp_path / "cache", "b", basis,
+                                 {**settings, "style": {**settings["style"], "frames": 60, "steps": 3,
+                                                        "finetune": {**settings["style"]["finetune"], "window": 16,
+                                                                     "min_frames": 16}}})
+    assert history["finetune_steps"] == settings["style"]["finetune"]["steps"]
+    assert isinstance(person.base, Audio2ExpressionEnsemble) and person.base is not generic
+    assert all(torch.equal(v, generic.state_dict()[k]) for k, v in before.items())
+    assert all(not torch.equal(t.head.weight, g.head.weight) for t, g in zip(person.base.members, generic.members))
+    save_style(tmp_path / "style.pt", person, generic, "b")
+    back, _ = load_style(tmp_path / "style.pt", loaded)
+    with torch.no_grad():  # as predict() runs them (the transformer's inference path for both)
+        torch.testing.assert_close(back.eval()(windows), person.eval()(windows), rtol=0, atol=0)

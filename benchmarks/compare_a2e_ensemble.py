@@ -33,11 +33,9 @@ import numpy as np
 import torch
 
 from deadlib.audio2expr.crossval import fold_models, unseen_clips
-from deadlib.audio2expr.losses import lip_vertex_error
-from deadlib.audio2expr.stage import CM_TO_MM, a2e_settings, evaluate_clips, mouth_basis
+from deadlib.audio2expr.stage import a2e_settings, evaluate_clips, score_predictions
 from deadlib.core.files import write_json
 from deadlib.core.intervals import paired_summary
-from deadlib.core.measures import pearson
 from deadlib.data.face3d import ExpressionBasis
 from deadlib.tools.machine import describe
 
@@ -72,13 +70,6 @@ def seed_predictions(cache_root: Path, settings: dict, seed: int, folds: int, wo
     return out
 
 
-def scores(pred: np.ndarray, target: np.ndarray, basis: ExpressionBasis) -> dict:
-    """Jaw-coefficient correlation and lip vertex error (mm) of predictions (N, K) against targets."""
-    lve = lip_vertex_error(pred, target, mouth_basis(basis))
-    j = basis.jaw_index
-    return {"jaw_corr": pearson(pred[:, j], target[:, j]), "lve_mean_mm": lve["lve_mean"] * CM_TO_MM}
-
-
 def summarise(per_seed: list[dict], basis: ExpressionBasis) -> dict:
     """Per speaker: every single seed's scores and the ensemble of the first m seeds (m = 1 .. S);
     the means over speakers and the paired comparisons of the full ensemble."""
@@ -89,8 +80,8 @@ def summarise(per_seed: list[dict], basis: ExpressionBasis) -> dict:
     people = []
     for name in names:
         target = per_seed[0][name]["target"]
-        singles = [scores(run[name]["pred"], target, basis) for run in per_seed]
-        ensembles = [scores(np.mean([run[name]["pred"] for run in per_seed[:m]], axis=0), target, basis)
+        singles = [score_predictions(run[name]["pred"], target, basis) for run in per_seed]
+        ensembles = [score_predictions(np.mean([run[name]["pred"] for run in per_seed[:m]], axis=0), target, basis)
                      for m in range(1, len(per_seed) + 1)]
         people.append({"name": name, "single": singles, "ensemble": ensembles})
     out = {"n_seeds": len(per_seed), "people": people}

@@ -329,10 +329,15 @@ def evaluate_clips(model: torch.nn.Module, clips: list[tuple[np.ndarray, np.ndar
     """LVE (mm) and jaw-coefficient correlation of ``model`` on clips; also the traces (pred, target)."""
     preds = [predict(model, mel, len(expr), chunk=chunk) for mel, expr in clips]
     pred, target = np.concatenate(preds), np.concatenate([e for _, e in clips])  # (N, K)
+    return {**score_predictions(pred, target, basis), "pred": pred, "target": target}
+
+
+def score_predictions(pred: np.ndarray, target: np.ndarray, basis: ExpressionBasis) -> dict[str, float]:
+    """LVE mean / max (mm) and the jaw coefficient's correlation of predictions (N, K) against targets (N, K)."""
     lve = lip_vertex_error(pred, target, mouth_basis(basis))
     j = basis.jaw_index
     return {"lve_mean_mm": lve["lve_mean"] * CM_TO_MM, "lve_max_mm": lve["lve_max"] * CM_TO_MM,
-            "jaw_corr": pearson(pred[:, j], target[:, j]), "pred": pred, "target": target}
+            "jaw_corr": pearson(pred[:, j], target[:, j])}
 
 
 def score_person(person: PersonalisedAudio2Expression, generic: A2EModel, test: list[tuple[np.ndarray, np.ndarray]],

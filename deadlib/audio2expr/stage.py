@@ -206,6 +206,11 @@ def load_style(path: str | os.PathLike, generic: A2EModel) -> tuple[Personalised
             raise ValueError(f"{path} holds a fine-tune of another audio-to-expression architecture than the "
                              "model given; fit the person again with this model")
         base = copy.deepcopy(generic)
+        if set(data["base_state_dict"]) != set(base.state_dict()):  # one model vs an ensemble (audio2expr.ensemble)
+            kind = lambda ensemble: "an ensemble" if ensemble else "one model"  # noqa: E731
+            raise ValueError(f"{path} holds a fine-tune of {kind('members.0.neutral' in data['base_state_dict'])}, "
+                             f"the model given is {kind(isinstance(generic, Audio2ExpressionEnsemble))}; "
+                             "fit the person again with this model")
         base.load_state_dict(data["base_state_dict"])
     style = StyleLayer(k)
     with torch.no_grad():

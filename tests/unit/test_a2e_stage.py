@@ -250,3 +250,5 @@ def test_an_ensemble_round_trips_and_a_person_fine_tunes_every_member(tmp_path, 
     back, _ = load_style(tmp_path / "style.pt", loaded)
     with torch.no_grad():  # as predict() runs them (the transformer's inference path for both)
         torch.testing.assert_close(back.eval()(windows), person.eval()(windows), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="fine-tune of an ensemble, the model given is one model"):
+        load_style(tmp_path / "style.pt", generic.members[0])

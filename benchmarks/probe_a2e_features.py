@@ -18,8 +18,19 @@ frame). Feature sets:
   model on PyPI that runs offline) labels with each phone — a speaker-independent articulation
   code, if it is one. Needs ``pip install pocketsphinx`` (not in the project's environment: the
   rows read ``null`` with the reason without it);
-* ``mel+phones``: both.
+* ``mel+phones``: both;
+* ``mel_cmvn``: the ``mel`` bands standardised per clip (each band's mean and spread over the clip's
+  own frames — what a dub can compute from its own audio): removes a speaker's and a microphone's
+  average spectrum, the obvious normalisation for unseen speakers;
+* ``formants``: F1–F3 and the log energy of each frame by linear prediction (``lpc_formants``: order
+  12 on a 25 ms pre-emphasised Hann window at the frame's centre; roots under 400 Hz bandwidth), each
+  standardised per clip — F1
+  follows how open the vocal tract is, the articulatory correlate of the jaw, if the vowels carry it;
+* ``mel_cmvn+formants``: both.
 
+``--features`` picks the sets (default: the first four, README's ``a2e_probe`` block; the normalised
+ones are README's ``a2e_probe_norm`` block, run with ``--features mel mel_cmvn formants
+mel_cmvn+formants --fractions 1 --out benchmarks/results/a2e_feature_probe_norm_real.json``).
 Every feature set is fitted at each ``--lambdas`` value (features standardised on the seen speakers)
 and reported at each; no value is picked. ``--fractions`` refits the ``mel`` and ``mel+phones`` probes
 on a contiguous random span of that fraction of each seen speaker's train frames (``--repeats``
@@ -50,6 +61,9 @@ REPO = Path(__file__).resolve().parents[1]
 MEL_ROWS_PER_FRAME = 80 / FPS        # log-MEL rows per video frame (3.2)
 PHONE_STEPS_PER_FRAME = 4            # pocketsphinx's 10 ms frames per 40 ms video frame
 FEATURES = ("energy", "mel", "phones", "mel+phones")
+NORMALISED = ("mel_cmvn", "formants", "mel_cmvn+formants")   # per-clip normalised sets (--features)
+LPC_ORDER, LPC_WINDOW = 12, 400                               # linear prediction order; 25 ms at 16 kHz
+MAX_BANDWIDTH = 400.0                                         # Hz: wider predictor roots are not formants
 FOLDS = 3                            # speaker folds, as the audio2expr_crossval stage
 
 
@@ -76,6 +90,47 @@ def phone_shares(segments: list[tuple[str, int, int]], phones: list[str], n_fram
         frames = steps // PHONE_STEPS_PER_FRAME
         keep = frames < n_frames
         np.add.at(out, (frames[keep], index[phone]), 1.0 / PHONE_STEPS_PER_FRAME)
+    return out
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """(n, d) → each column minus its mean over the n frames, divided by its spread."""
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
+
+
+def lpc_formants(audio: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RATE, order: int = LPC_ORDER,
+                 window: int = LPC_WINDOW) -> np.ndarray:
+    """(n_frames, 4): F1, F2, F3 (Hz) and log energy of each video frame's ``window`` samples at its centre.
+
+    Linear prediction (autocorrelation method, Levinson–Durbin) of the pre-emphasised, Hann-windowed
+    samples; the formants are the angles of the predictor's complex roots between 90 Hz and 4 kHz whose
+    bandwidth is under ``MAX_BANDWIDTH``, lowest first. A frame with fewer than three such roots (silence, noise) takes the clip's median of that formant."""
+    hop = sample_rate / FPS
+    emphasised = np.append(audio[:1], audio[1:] - 0.97 * audio[:-1]).astype(np.float64)
+    taper = np.hanning(window)
+    out = np.full((n_frames, 4), np.nan)
+    for i in range(n_frames):
+        start = int(round((i + 0.5) * hop)) - window // 2
+        seg = emphasised[max(0, start):max(0, start) + window]
+        seg = np.pad(seg, (0, window - len(seg))) * taper
+        r = np.correlate(seg, seg, "full")[window - 1:window + order]       # lags 0 .. order
+        out[i, 3] = np.log(r[0] + 1e-10)
+        if r[0] < 1e-8:
+            continue
+        a, err = np.zeros(order + 1), r[0]
+        a[0] = 1.0
+        for k in range(1, order + 1):                                        # Levinson–Durbin
+            reflection = -(r[k] + a[1:k] @ r[k - 1:0:-1]) / err
+            a[1:k + 1] = a[1:k + 1] + reflection * np.append(a[k - 1:0:-1], 1.0)
+            err *= 1.0 - reflection ** 2
+        roots = np.roots(a)
+        roots = roots[(roots.imag > 0) & (-np.log(np.abs(roots) + 1e-12) * sample_rate / np.pi < MAX_BANDWIDTH)]
+        freqs = np.sort(np.angle(roots) * sample_rate / (2 * np.pi))
+        freqs = freqs[(freqs > 90) & (freqs < 4000)][:3]
+        out[i, :len(freqs)] = freqs
+    for j in range(3):
+        column = out[:, j]
+        column[~np.isfinite(column)] = np.nanmedian(column) if np.isfinite(column).any() else 0.0
     return out
 
 
@@ -108,8 +163,11 @@ def with_context(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def features(person: dict, kind: str, context: int) -> np.ndarray:
+    cmvn = standardise(person["mel"]) if "cmvn" in kind else None
+    formants = standardise(person["formants"]) if "formants" in kind else None
     parts = {"energy": [person["mel"].mean(1, keepdims=True)], "mel": [person["mel"]],
-             "phones": [person.get("phones")], "mel+phones": [person["mel"], person.get("phones")]}[kind]
+             "phones": [person.get("phones")], "mel+phones": [person["mel"], person.get("phones")],
+             "mel_cmvn": [cmvn], "formants": [formants], "mel_cmvn+formants": [cmvn, formants]}[kind]
     return with_context(np.concatenate(parts, 1), context)
 
 
@@ -158,22 +216,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[100.0, 10000.0])
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     ap.add_argument("--repeats", type=int, default=4)
+    ap.add_argument("--features", nargs="+", choices=FEATURES + NORMALISED, default=list(FEATURES))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "a2e_feature_probe_real.json"))
     args = ap.parse_args(argv)
     cache_root, raw_dir = Path(args.cache_root), Path(args.raw_dir)
     jaw = ExpressionBasis.load(cache_root / "expr_basis.npz").jaw_index
     prior = load_splits(cache_root)["prior"]
     people = {name: load_person(cache_root, name, jaw) for name in prior}
-    try:
-        segments = {name: recognise_phones(read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE)) for name in prior}
-        phones = sorted({p for segs in segments.values() for p, _, _ in segs})
+    if any("formants" in kind for kind in args.features):
         for name in prior:
-            people[name]["phones"] = phone_shares(segments[name], phones, len(people[name]["jaw"]))
-        phone_reason = None
-    except ImportError:
-        phones, phone_reason = [], "pocketsphinx is not installed (pip install pocketsphinx)"
+            people[name]["formants"] = lpc_formants(read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE), len(people[name]["jaw"]))
+    if not any("phones" in kind for kind in args.features):
+        phones, phone_reason = [], None
+    else:
+        try:
+            segments = {name: recognise_phones(read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE)) for name in prior}
+            phones = sorted({p for segs in segments.values() for p, _, _ in segs})
+            for name in prior:
+                people[name]["phones"] = phone_shares(segments[name], phones, len(people[name]["jaw"]))
+            phone_reason = None
+        except ImportError:
+            phones, phone_reason = [], "pocketsphinx is not installed (pip install pocketsphinx)"
     rows = []
-    for kind in FEATURES:
+    for kind in args.features:
         uses_phones = "phones" in kind
         for lam in args.lambdas:
             for fraction in (args.fractions if kind in ("mel", "mel+phones") else [1.0]):

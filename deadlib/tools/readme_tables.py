@@ -715,6 +715,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "upscale": upscale_block,
     "upscale_renders": lambda root: upscale_block(root, "benchmarks/results/upscale_renders_real.json"),
     "a2e_probe": a2e_probe_block,
+    "a2e_probe_norm": lambda root: a2e_probe_block(root, "benchmarks/results/a2e_feature_probe_norm_real.json"),
     "prior_steps": prior_steps_block,
     "prior_steps_synthetic": lambda root: prior_steps_block(root, "benchmarks/results/prior_steps_synthetic.json"),
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),

@@ -41,3 +41,30 @@ def test_the_probe_finds_a_linear_relation_and_not_noise(probe):
     assert abs(noise["mean_jaw_corr"]) < 0.2
     part = probe.probe(_people(rng, related=True), "mel", context=1, lam=10.0, fraction=0.5, repeats=3)
     assert len(part["per_draw"]) == 3 and part["mean_jaw_corr"] > 0.8
+
+
+def test_linear_prediction_finds_the_resonances_of_a_two_formant_signal(probe):
+    """White noise through two resonators (700 Hz and 1800 Hz, 60 Hz bandwidth): every frame's F1 and F2
+    land near them, and silence takes the clip's median instead of a made-up formant."""
+    from scipy.signal import lfilter
+    sr, rng = 16000, np.random.default_rng(0)
+    a = np.array([1.0])
+    for freq in (700.0, 1800.0):
+        radius = np.exp(-np.pi * 60.0 / sr)
+        a = np.convolve(a, [1.0, -2 * radius * np.cos(2 * np.pi * freq / sr), radius ** 2])
+    audio = lfilter([1.0], a, rng.normal(size=sr)) * 0.01
+    audio[sr // 2:sr // 2 + 4000] = 0.0                                   # a quarter second of digital silence
+    formants = probe.lpc_formants(audio, 25)                              # 25 video frames = 1 s
+    voiced = np.r_[0:12, 19:25]
+    assert np.all(np.abs(formants[voiced, 0] - 700) < 80) and np.all(np.abs(formants[voiced, 1] - 1800) < 120)
+    assert np.allclose(formants[13:17, :3], np.median(formants[:, :3], axis=0))
+    assert formants[14, 3] < formants[5, 3] - 10                          # log energy drops in the silence
+
+
+def test_per_clip_normalised_features_have_zero_mean_and_unit_spread(probe):
+    rng = np.random.default_rng(1)
+    person = {"mel": rng.normal(3.0, 2.0, size=(50, 80)), "formants": rng.normal(500, 100, size=(50, 4))}
+    cmvn = probe.features(person, "mel_cmvn", context=0)
+    assert cmvn.shape == (50, 80) and np.allclose(cmvn.mean(0), 0, atol=1e-9) and np.allclose(cmvn.std(0), 1, atol=1e-3)
+    both = probe.features(person, "mel_cmvn+formants", context=1)
+    assert both.shape == (50, 3 * 84)

@@ -105,7 +105,7 @@ def cross_validate(settings: Mapping, cache_root: str | Path, folds: int = 3, pr
             whole = unseen_clips(cache_root, name)
             if not whole:
                 continue
-            own_val = load_person_clips(cache_root, name, "val")
+            own_val = load_person_clips(cache_root, name, "val") if adapt else []  # the adaptation's scoring span
             scores = evaluate_clips(model, whole, basis, settings["chunk"])
             row = {"fold": k, "name": name, "frames": int(sum(len(e) for _, e in whole)),
                    "jaw_corr": scores["jaw_corr"], "lve_mean_mm": scores["lve_mean_mm"],

@@ -24,8 +24,8 @@ frame). Feature sets:
   average spectrum, the obvious normalisation for unseen speakers;
 * ``formants``: F1–F3 and the log energy of each frame by linear prediction (``lpc_formants``: order
   12 on a 25 ms pre-emphasised Hann window at the frame's centre; roots under 400 Hz bandwidth), each
-  standardised per clip — F1
-  follows how open the vocal tract is, the articulatory correlate of the jaw, if the vowels carry it;
+  standardised per clip — F1 follows how open the vocal tract is, the articulatory correlate of the
+  jaw, if the vowels carry it;
 * ``mel_cmvn+formants``: both.
 
 ``--features`` picks the sets (default: the first four, README's ``a2e_probe`` block; the normalised
@@ -104,7 +104,8 @@ def lpc_formants(audio: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RAT
 
     Linear prediction (autocorrelation method, Levinson–Durbin) of the pre-emphasised, Hann-windowed
     samples; the formants are the angles of the predictor's complex roots between 90 Hz and 4 kHz whose
-    bandwidth is under ``MAX_BANDWIDTH``, lowest first. A frame with fewer than three such roots (silence, noise) takes the clip's median of that formant."""
+    bandwidth is under ``MAX_BANDWIDTH``, lowest first. A frame with fewer than three such roots (silence,
+    noise) takes the clip's median of that formant."""
     hop = sample_rate / FPS
     emphasised = np.append(audio[:1], audio[1:] - 0.97 * audio[:-1]).astype(np.float64)
     taper = np.hanning(window)
@@ -223,14 +224,16 @@ def main(argv: list[str] | None = None) -> dict:
     jaw = ExpressionBasis.load(cache_root / "expr_basis.npz").jaw_index
     prior = load_splits(cache_root)["prior"]
     people = {name: load_person(cache_root, name, jaw) for name in prior}
-    if any("formants" in kind for kind in args.features):
+    needs = lambda feature: any(feature in kind for kind in args.features)  # noqa: E731
+    audio = {name: read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE) for name in prior} if needs("formants") or needs("phones") else {}
+    if needs("formants"):
         for name in prior:
-            people[name]["formants"] = lpc_formants(read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE), len(people[name]["jaw"]))
-    if not any("phones" in kind for kind in args.features):
+            people[name]["formants"] = lpc_formants(audio[name], len(people[name]["jaw"]))
+    if not needs("phones"):
         phones, phone_reason = [], None
     else:
         try:
-            segments = {name: recognise_phones(read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE)) for name in prior}
+            segments = {name: recognise_phones(audio[name]) for name in prior}
             phones = sorted({p for segs in segments.values() for p, _, _ in segs})
             for name in prior:
                 people[name]["phones"] = phone_shares(segments[name], phones, len(people[name]["jaw"]))

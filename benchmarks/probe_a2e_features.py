@@ -48,12 +48,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy.linalg import solve_toeplitz
 
 from deadlib.audio2expr.crossval import speaker_folds
 from deadlib.core.files import write_json
 from deadlib.core.measures import pearson
 from deadlib.data.dataset import load_splits
 from deadlib.data.face3d import ExpressionBasis
+from deadlib.data.lipsync_probe import ridge_fit, ridge_predict
 from deadlib.data.video import FPS, SAMPLE_RATE, read_audio
 from deadlib.tools.machine import describe
 
@@ -118,13 +120,8 @@ def lpc_formants(audio: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RAT
         out[i, 3] = np.log(r[0] + 1e-10)
         if r[0] < 1e-8:
             continue
-        a, err = np.zeros(order + 1), r[0]
-        a[0] = 1.0
-        for k in range(1, order + 1):                                        # Levinson–Durbin
-            reflection = -(r[k] + a[1:k] @ r[k - 1:0:-1]) / err
-            a[1:k + 1] = a[1:k + 1] + reflection * np.append(a[k - 1:0:-1], 1.0)
-            err *= 1.0 - reflection ** 2
-        roots = np.roots(a)
+        # The predictor a (1, a1 … a_order) solves the Toeplitz normal equations (Levinson–Durbin inside).
+        roots = np.roots(np.append(1.0, solve_toeplitz(r[:order], -r[1:order + 1])))
         roots = roots[(roots.imag > 0) & (-np.log(np.abs(roots) + 1e-12) * sample_rate / np.pi < MAX_BANDWIDTH)]
         freqs = np.sort(np.angle(roots) * sample_rate / (2 * np.pi))
         freqs = freqs[(freqs > 90) & (freqs < 4000)][:3]
@@ -136,7 +133,8 @@ def lpc_formants(audio: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RAT
 
 
 def load_person(cache_root: Path, name: str, jaw: int) -> dict:
-    """Per-frame log-MEL (n, 80), jaw coefficient (n,), valid mask and split ranges of one prepared video."""
+    """Per-frame log-MEL (n, 80) raw and standardised over the clip, jaw coefficient (n,), valid mask and
+    split ranges of one prepared video."""
     folder = cache_root / name
     report = json.loads((folder / "report.json").read_text())
     mel = np.load(folder / "mel.npy").astype(np.float32)                       # (M, 80), 80 rows/s
@@ -144,8 +142,9 @@ def load_person(cache_root: Path, name: str, jaw: int) -> dict:
         expr, valid = track["expr"], track["valid"].astype(bool)
     n = len(expr)
     rows = (np.arange(n)[:, None] * MEL_ROWS_PER_FRAME + np.arange(3)[None]).astype(int).clip(0, len(mel) - 1)
-    return {"mel": mel[rows].mean(1), "jaw": expr[:, jaw].astype(np.float64), "valid": valid,
-            "splits": report["splits"]}
+    per_frame = mel[rows].mean(1)                                               # (n, 80)
+    return {"mel": per_frame, "mel_cmvn": standardise(per_frame), "jaw": expr[:, jaw].astype(np.float64),
+            "valid": valid, "splits": report["splits"]}
 
 
 def frame_mask(person: dict, parts: list[str]) -> np.ndarray:
@@ -164,11 +163,10 @@ def with_context(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def features(person: dict, kind: str, context: int) -> np.ndarray:
-    cmvn = standardise(person["mel"]) if "cmvn" in kind else None
-    formants = standardise(person["formants"]) if "formants" in kind else None
-    parts = {"energy": [person["mel"].mean(1, keepdims=True)], "mel": [person["mel"]],
-             "phones": [person.get("phones")], "mel+phones": [person["mel"], person.get("phones")],
-             "mel_cmvn": [cmvn], "formants": [formants], "mel_cmvn+formants": [cmvn, formants]}[kind]
+    """(n, (2·context+1)·d) features of the ``kind`` set for every frame of one person."""
+    names = {"energy": [], "mel": ["mel"], "phones": ["phones"], "mel+phones": ["mel", "phones"],
+             "mel_cmvn": ["mel_cmvn"], "formants": ["formants"], "mel_cmvn+formants": ["mel_cmvn", "formants"]}[kind]
+    parts = [person[name] for name in names] or [person["mel"].mean(1, keepdims=True)]
     return with_context(np.concatenate(parts, 1), context)
 
 
@@ -184,14 +182,11 @@ def ridge_fold(people: dict, seen: list[str], unseen: list[str], kind: str, cont
             idx = idx[start:start + take]
         xs.append(features(people[name], kind, context)[idx])
         ys.append(people[name]["jaw"][idx])
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    z = (x - mu) / sd
-    w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    model = ridge_fit(np.concatenate(xs), np.concatenate(ys), alpha=lam)      # features standardised on the seen
     scores = []
     for name in unseen:
         keep = frame_mask(people[name], ["train", "val"])
-        scores.append(pearson((features(people[name], kind, context)[keep] - mu) / sd @ w, people[name]["jaw"][keep]))
+        scores.append(pearson(ridge_predict(model, features(people[name], kind, context)[keep]), people[name]["jaw"][keep]))
     return scores
 
 
@@ -228,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     audio = {name: read_audio(raw_dir / f"{name}.mp4", SAMPLE_RATE) for name in prior} if needs("formants") or needs("phones") else {}
     if needs("formants"):
         for name in prior:
-            people[name]["formants"] = lpc_formants(audio[name], len(people[name]["jaw"]))
+            people[name]["formants"] = standardise(lpc_formants(audio[name], len(people[name]["jaw"])))
     if not needs("phones"):
         phones, phone_reason = [], None
     else:

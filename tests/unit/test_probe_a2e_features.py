@@ -63,8 +63,10 @@ def test_linear_prediction_finds_the_resonances_of_a_two_formant_signal(probe):
 
 def test_per_clip_normalised_features_have_zero_mean_and_unit_spread(probe):
     rng = np.random.default_rng(1)
-    person = {"mel": rng.normal(3.0, 2.0, size=(50, 80)), "formants": rng.normal(500, 100, size=(50, 4))}
+    mel = rng.normal(3.0, 2.0, size=(50, 80))
+    person = {"mel": mel, "mel_cmvn": probe.standardise(mel), "formants": probe.standardise(rng.normal(500, 100, size=(50, 4)))}
     cmvn = probe.features(person, "mel_cmvn", context=0)
     assert cmvn.shape == (50, 80) and np.allclose(cmvn.mean(0), 0, atol=1e-9) and np.allclose(cmvn.std(0), 1, atol=1e-3)
     both = probe.features(person, "mel_cmvn+formants", context=1)
     assert both.shape == (50, 3 * 84)
+    assert np.allclose(probe.features(person, "energy", context=0)[:, 0], mel.mean(1))

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deadlib.core.files import atomic_output
 from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.train.study_config import parse_cell_name
 
@@ -75,9 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True, help="results file name (benchmarks/results/<name>.json)")
     ap.add_argument("--root", type=Path, default=REPO, help="the workspace (a git checkout) holding the records")
     args = ap.parse_args(argv)
+    if not args.name or Path(args.name).name != args.name or args.name.endswith(".json"):
+        ap.error(f"--name {args.name!r}: a file name without folder or .json (written to benchmarks/results/<name>.json)")
     result = compare(args.root, args.before, args.method, args.folder)
     out = REPO / "benchmarks" / "results" / f"{args.name}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    with atomic_output(out) as tmp:  # a failed run leaves the previous results file as it was
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out.relative_to(REPO)} ({len(result['cells'])} cells)")
     return 0
 

@@ -52,3 +52,12 @@ def test_cells_are_paired_by_name_and_summarised_per_n(compare, tmp_path):
     assert "does not exist yet" in study_records_block(tmp_path, "benchmarks/results/missing.json")
     with pytest.raises(SystemExit, match="no prior cell"):
         compare.compare(root, "HEAD", "prior", folder="metrics/none")
+
+
+@pytest.mark.parametrize("name", ["/tmp/x", "sub/x", "x.json", ""])
+def test_the_results_name_is_a_plain_file_name(compare, name, capsys):
+    """``--name`` names benchmarks/results/<name>.json; a path or an extension is refused before
+    anything is compared or written (it used to write outside the repo and then crash)."""
+    with pytest.raises(SystemExit):
+        compare.main(["--before", "HEAD", "--name", name])
+    assert "--name" in capsys.readouterr().err

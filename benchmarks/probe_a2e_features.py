@@ -133,8 +133,8 @@ def lpc_formants(audio: np.ndarray, n_frames: int, sample_rate: int = SAMPLE_RAT
 
 
 def load_person(cache_root: Path, name: str, jaw: int) -> dict:
-    """Per-frame log-MEL (n, 80) raw and standardised over the clip, jaw coefficient (n,), valid mask and
-    split ranges of one prepared video."""
+    """Per-frame log-MEL (n, 80) raw and standardised over the clip, its mean (n, 1: loudness), jaw
+    coefficient (n,), valid mask and split ranges of one prepared video."""
     folder = cache_root / name
     report = json.loads((folder / "report.json").read_text())
     mel = np.load(folder / "mel.npy").astype(np.float32)                       # (M, 80), 80 rows/s
@@ -143,8 +143,8 @@ def load_person(cache_root: Path, name: str, jaw: int) -> dict:
     n = len(expr)
     rows = (np.arange(n)[:, None] * MEL_ROWS_PER_FRAME + np.arange(3)[None]).astype(int).clip(0, len(mel) - 1)
     per_frame = mel[rows].mean(1)                                               # (n, 80)
-    return {"mel": per_frame, "mel_cmvn": standardise(per_frame), "jaw": expr[:, jaw].astype(np.float64),
-            "valid": valid, "splits": report["splits"]}
+    return {"mel": per_frame, "mel_cmvn": standardise(per_frame), "energy": per_frame.mean(1, keepdims=True),
+            "jaw": expr[:, jaw].astype(np.float64), "valid": valid, "splits": report["splits"]}
 
 
 def frame_mask(person: dict, parts: list[str]) -> np.ndarray:
@@ -164,10 +164,9 @@ def with_context(x: np.ndarray, k: int) -> np.ndarray:
 
 def features(person: dict, kind: str, context: int) -> np.ndarray:
     """(n, (2·context+1)·d) features of the ``kind`` set for every frame of one person."""
-    names = {"energy": [], "mel": ["mel"], "phones": ["phones"], "mel+phones": ["mel", "phones"],
+    names = {"energy": ["energy"], "mel": ["mel"], "phones": ["phones"], "mel+phones": ["mel", "phones"],
              "mel_cmvn": ["mel_cmvn"], "formants": ["formants"], "mel_cmvn+formants": ["mel_cmvn", "formants"]}[kind]
-    parts = [person[name] for name in names] or [person["mel"].mean(1, keepdims=True)]
-    return with_context(np.concatenate(parts, 1), context)
+    return with_context(np.concatenate([person[name] for name in names], 1), context)
 
 
 def ridge_fold(people: dict, seen: list[str], unseen: list[str], kind: str, context: int, lam: float,

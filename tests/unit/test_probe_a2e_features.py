@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from support import load_benchmark
+from support import fake_a2e_corpus, load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +64,17 @@ def test_linear_prediction_finds_the_resonances_of_a_two_formant_signal(probe):
 def test_per_clip_normalised_features_have_zero_mean_and_unit_spread(probe):
     rng = np.random.default_rng(1)
     mel = rng.normal(3.0, 2.0, size=(50, 80))
-    person = {"mel": mel, "mel_cmvn": probe.standardise(mel), "formants": probe.standardise(rng.normal(500, 100, size=(50, 4)))}
+    person = {"mel": mel, "mel_cmvn": probe.standardise(mel), "energy": mel.mean(1, keepdims=True),
+              "formants": probe.standardise(rng.normal(500, 100, size=(50, 4)))}
     cmvn = probe.features(person, "mel_cmvn", context=0)
     assert cmvn.shape == (50, 80) and np.allclose(cmvn.mean(0), 0, atol=1e-9) and np.allclose(cmvn.std(0), 1, atol=1e-3)
     both = probe.features(person, "mel_cmvn+formants", context=1)
     assert both.shape == (50, 3 * 84)
-    assert np.allclose(probe.features(person, "energy", context=0)[:, 0], mel.mean(1))
+
+
+def test_a_loaded_person_carries_its_clip_normalised_mel_and_loudness(probe, tmp_path):
+    fake_a2e_corpus(tmp_path / "cache", ["a"], frames=60)
+    person = probe.load_person(tmp_path / "cache", "a", jaw=0)
+    assert person["mel"].shape == (60, 80) and person["jaw"].shape == (60,)
+    assert np.allclose(person["mel_cmvn"].mean(0), 0, atol=1e-5) and np.allclose(person["mel_cmvn"].std(0), 1, atol=1e-3)
+    assert np.allclose(probe.features(person, "energy", context=0)[:, 0], person["mel"].mean(1))

@@ -7,7 +7,8 @@ The real pipeline's ``audio2expr_crossval`` stage adapts each unseen prior speak
 (250) only. This runs the same speaker folds of the PRIOR people (``deadlib.audio2expr.crossval.fold_models``:
 the generic model pre-trained on the other folds, early-stopped on their validation spans; held-out
 people never loaded) at ``--ensemble`` members and adapts every unseen speaker at each ``--frames`` size
-twice — the style layer alone and the fine-tuned copy + style layer (``fit_person``) — scoring each on
+twice — the style layer alone and the fine-tuned copy + style layer (``fit_person``, at every size whatever
+``style.finetune.min_frames`` says) — scoring each on
 the speaker's validation span, which no adaptation saw. Per speaker: ``jaw_corr_whole`` (generic, whole
 clip, as the stage's ``mean_jaw_corr``), ``jaw_corr_generic`` and ``jaw_corr_{style,adapted}_{frames}``
 with their lip vertex errors. Used to compare one model with the ensemble on the same prepared corpus and
@@ -55,7 +56,10 @@ def main(argv: list[str] | None = None) -> dict:
                    "jaw_corr_whole": evaluate_clips(model, whole, basis, settings["chunk"])["jaw_corr"],
                    "jaw_corr_generic": evaluate_clips(model, own_val, basis, settings["chunk"])["jaw_corr"]}
             for frames in args.frames:
-                sized = {**settings, "style": {**settings["style"], "frames": frames}}
+                # The fine-tune is measured at every size: the pipeline's min_frames threshold (set from this
+                # comparison) would otherwise skip it below itself and make "adapted" equal "style" there.
+                tune = {**settings["style"]["finetune"], "min_frames": 0}
+                sized = {**settings, "style": {**settings["style"], "frames": frames, "finetune": tune}}
                 style_only = {**sized, "style": {**sized["style"], "finetune": None}}
                 for label, variant in (("style", style_only), ("adapted", sized)):
                     scores = evaluate_clips(fit_person(model, root, name, basis, variant)[0], own_val, basis,

@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> dict:
     root = args.cache_root
     settings = {**a2e_settings("default", params_path=REPO / "params.yaml"), "ensemble": args.ensemble}
     basis = ExpressionBasis.load(Path(root) / "expr_basis.npz")
+    # Per size, the style layer alone and the fine-tuned copy + style layer. The fine-tune is measured at
+    # every size: the pipeline's min_frames threshold (set from this comparison) would otherwise skip it
+    # below itself and make "adapted" equal "style" there.
+    tune = {**settings["style"]["finetune"], "min_frames": 0}
+    variants = {frames: {label: {**settings, "style": {**settings["style"], "frames": frames, "finetune": finetune}}
+                         for label, finetune in (("style", None), ("adapted", tune))}
+                for frames in args.frames}
     start, people = time.time(), []
     for k, unseen, model, _ in fold_models(settings, root, 3):
         for name in unseen:
@@ -55,13 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
             row = {"fold": k, "name": name,
                    "jaw_corr_whole": evaluate_clips(model, whole, basis, settings["chunk"])["jaw_corr"],
                    "jaw_corr_generic": evaluate_clips(model, own_val, basis, settings["chunk"])["jaw_corr"]}
-            for frames in args.frames:
-                # The fine-tune is measured at every size: the pipeline's min_frames threshold (set from this
-                # comparison) would otherwise skip it below itself and make "adapted" equal "style" there.
-                tune = {**settings["style"]["finetune"], "min_frames": 0}
-                sized = {**settings, "style": {**settings["style"], "frames": frames, "finetune": tune}}
-                style_only = {**sized, "style": {**sized["style"], "finetune": None}}
-                for label, variant in (("style", style_only), ("adapted", sized)):
+            for frames, by_label in variants.items():
+                for label, variant in by_label.items():
                     scores = evaluate_clips(fit_person(model, root, name, basis, variant)[0], own_val, basis,
                                             settings["chunk"])
                     row[f"jaw_corr_{label}_{frames}"] = scores["jaw_corr"]

@@ -707,6 +707,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "prior_steps_rerun_real": lambda root: study_records_block(root, "benchmarks/results/prior_steps_rerun_real.json"),
     "host_rerun_real_prior": lambda root: study_records_block(root, "benchmarks/results/host_rerun_real_prior.json"),
     "host_rerun_real_scratch": lambda root: study_records_block(root, "benchmarks/results/host_rerun_real_scratch.json"),
+    "host_rerun_synth_prior": lambda root: study_records_block(root, "benchmarks/results/host_rerun_synth_prior.json"),
+    "host_rerun_synth_scratch": lambda root: study_records_block(root, "benchmarks/results/host_rerun_synth_scratch.json"),
     "prior_steps_4800": lambda root: prior_steps_block(root, "benchmarks/results/prior_steps_real_4800.json"),
     "ours_lr": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_synthetic_n100.json"),
     "ours_lr_real": lambda root: baseline_lr_block(root, "benchmarks/results/ours_lr_real_n100.json"),

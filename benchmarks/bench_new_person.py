@@ -1,7 +1,7 @@
 """A new person, end to end (issue 18, goal 3), and the same person once adapted (issue 17).
 
     .venv/bin/python benchmarks/bench_new_person.py [--models realdata|synthetic] [--seconds 10] [--stand-in-a2e] \
-        [--adapt-steps N] [--texture-init random|mean]
+        [--adapt-steps N] [--texture-init random|mean] [--train-dtype bfloat16]
 
 Takes the first ``--seconds`` of a talking-head clip (default ``../shared/clips/styletalk_Obama_long50s.mp4``,
 256 px; without ``../shared``: the synthetic held-out identity ``data/raw/synth_h00.mp4``) and dubs it
@@ -46,6 +46,7 @@ from deadlib.data.video import (
     write_video,
 )
 from deadlib.dub.dubbing import ADAPT_NOW, dub, dub_settings
+from deadlib.model.inference import RENDER_DTYPES
 from deadlib.model.texture import TEXTURE_INITS
 from deadlib.tools.machine import describe, save_result
 
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--adapt-steps", type=int, default=None, help="default: the profile's dub.adapt.steps")
     ap.add_argument("--texture-init", choices=TEXTURE_INITS, default=None,
                     help="the new texture's start (default: the profile's dub.adapt.texture_init)")
+    ap.add_argument("--train-dtype", choices=RENDER_DTYPES, default=None,
+                    help="adapt-now's autocast (default: the profile's dub.adapt.train_dtype)")
     ap.add_argument("--video", type=Path, default=None)
     ap.add_argument("--speech", type=Path, default=None, help="new speech (any audio or video file)")
     ap.add_argument("--speech-from", type=float, default=30.0, help="where in --speech the new speech starts (s)")
@@ -136,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
                              "reenact.model_sets; --stand-in-a2e replaces a missing audio-to-expression model)")
         clip, voice = cut_inputs(root, args.seconds, args.video, args.speech, args.speech_from)
         adapt = {"frames": args.adapt_frames, **({"steps": args.adapt_steps} if args.adapt_steps else {}),
-                 **({"texture_init": args.texture_init} if args.texture_init else {})}
+                 **({"texture_init": args.texture_init} if args.texture_init else {}),
+                 **({"train_dtype": args.train_dtype} if args.train_dtype else {})}
         overrides = {**models, "cache_dir": str(root / "dub_cache"), "adapt": adapt}
         runs = {}
         t = time.perf_counter()
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     lines = [f"machine: {describe()}",
              f"profile {args.profile}, models {args.models}, {new.n_frames} output frames ({args.seconds:g} s), "
              f"adapt-now on the first {args.adapt_frames} frames ({steps} steps, texture from "
-             f"{schedule.get('texture_init') or 'adapt.texture_init'}), {args.threads} threads"
+             f"{schedule.get('texture_init') or 'adapt.texture_init'}, {schedule['train_dtype']}), {args.threads} threads"
              + (", UNTRAINED stand-in audio-to-expression model" if "stand_in_a2e" in models["a2e"] else ""),
              f"{'run':<24}{'wall s':>8}" + "".join(f"{s:>11}" for s in STEPS)]
     for label, (wall, timings) in runs.items():
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_save:
         # a schedule other than the profile's is its own results file (the default's stays comparable)
         variant = "".join(f"_{k}{v}" for k, v in (("steps", args.adapt_steps), ("init", args.texture_init)) if v)
+        variant += "_bf16" if schedule["train_dtype"] == "bfloat16" else ""
         save_result("bench_new_person.py", f"bench_new_person_{args.models}{variant}", argv, text, report)
     return report
 

@@ -96,6 +96,9 @@ def dub_settings(profile: str | None = None, params_path: str | os.PathLike | No
                          ("render_dtype", RENDER_DTYPES)):
         if dub_cfg[key] not in allowed:
             raise ConfigError(f"dub.{key} must be one of {allowed}, got {dub_cfg[key]!r}")
+    if dub_cfg["adapt"].get("train_dtype", "float32") not in RENDER_DTYPES:
+        raise ConfigError(f"dub.adapt.train_dtype must be one of {RENDER_DTYPES}, "
+                          f"got {dub_cfg['adapt']['train_dtype']!r}")
     if dub_cfg["blend"]["method"] not in METHODS:
         raise ConfigError(f"dub.blend.method must be one of {METHODS}, got {dub_cfg['blend']['method']!r}")
     if dub_cfg["blend"].get("upscale") not in UPSCALE_KERNELS:

@@ -31,6 +31,7 @@ from deadlib.audio2expr.stage import (
     fit_person,
     save_style,
 )
+from deadlib.core.config import resolve_device
 from deadlib.core.files import write_json
 from deadlib.data import face3d
 from deadlib.data.prepare import PrepareError, prepare_video
@@ -43,6 +44,7 @@ from deadlib.dub.inputs import (
     sha256_file,
 )
 from deadlib.dub.render import even_frame
+from deadlib.model.inference import render_precision
 
 if TYPE_CHECKING:
     from deadlib.train.checkpoint import TrainConfig
@@ -123,6 +125,7 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
     name, adapt_cfg = info["name"], dub_cfg["adapt"]
     n_frames = int(adapt_cfg["frames"])
     cfg = adapt_now_config(adapt_cfg, profile, params)
+    train_dtype = str(adapt_cfg.get("train_dtype", "float32"))
     prior_cache = Path(dub_cfg["prior_cache"]) if dub_cfg.get("prior_cache") else None
     prior_names = inspect_checkpoint(prior, cfg.renderer, cfg.profile, "--prior")["identities"]
     usable = [n for n in prior_names if prior_cache and (prior_cache / n / "report.json").is_file()]
@@ -143,14 +146,21 @@ def adapt_now(folder: Path, info: dict, prior: Path, dub_cfg: Mapping, profile: 
 
     # The folder name carries everything the adapted renderer depends on, so a retrained prior or
     # changed adapt params never reuse a stale adaptation (adapt() resumes whatever it finds there).
-    run_key = _digest(sha256_file(prior), cfg.to_dict(), sorted(usable or prior_names))
+    # (float32 keeps the key it always had, so earlier adaptations stay reusable)
+    run_key = _digest(sha256_file(prior), cfg.to_dict(), sorted(usable or prior_names),
+                      *([train_dtype] if train_dtype != "float32" else []))
     out_dir = folder.parent.parent / f"adapt_n{n_frames}_s{cfg.steps}_m{ratio:g}_{run_key}"
     finished = out_dir / "adapt_now.json"  # written once the adaptation has run all its steps
     if not (finished.is_file() and (out_dir / "checkpoint.pt").is_file()):
         # a dub of an adapted video skips this: adapt() would build the generic datasets and load the
         # checkpoint only to find nothing left to train (seconds per dub)
-        result = adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir, ratio,
-                       progress=progress, make_dataset=make, on_step=on_step)
+        # dub.adapt.train_dtype bfloat16: every forward and backward of the adaptation under bfloat16
+        # autocast (the weights, optimiser states and checkpoint stay float32), the same autocast as
+        # dub.render_dtype's; train.loop's own ``amp`` switch is honoured on CUDA only, so this is
+        # the way to it on CPUs with native bf16 (benchmarks/compare_adapt_now.py measured it)
+        with render_precision(train_dtype, resolve_device(cfg.device)):
+            result = adapt(prior, name, n_frames, cfg, folder.parent, {"prior": usable or prior_names}, out_dir,
+                           ratio, progress=progress, make_dataset=make, on_step=on_step)
         write_json(finished, {"steps": result["info"]["steps"], "n_frames": n_frames, "mixed_ratio": ratio})
     style_path = None
     if info.get("has_audio") and int(adapt_cfg["style_steps"]) > 0:

@@ -488,7 +488,8 @@ def study_records_block(root: Path, path: str = "benchmarks/results/baseline_lr_
 def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n100.json") -> str:
     """benchmarks/compare_adapt_now.py: adapt-now's schedule (texture start × steps) scored on the real
     held-out people's validation spans at its last step, each variant paired with the baseline by
-    person and seed; test metrics of the same weights for the record."""
+    person and seed; test metrics of the same weights for the record; ``autocast`` = the precision
+    the variant trained under (float32 in results written before it existed)."""
     file = root / path
     if not file.is_file():
         return f"_`{path}` does not exist yet: run `benchmarks/compare_adapt_now.py`._\n"
@@ -496,10 +497,11 @@ def adapt_now_block(root: Path, path: str = "benchmarks/results/adapt_now_real_n
     val_keys = list(next(iter(r["variants"].values()))["val_final"])
     test_keys = list(next(iter(r["variants"].values()))["test"])
 
-    rows = [[name, v["init"], str(v["steps"]), _fmt(v.get("lr_scale", 1)), *[_fmt(v["val_final"][k]) for k in val_keys],
+    rows = [[name, v["init"], str(v["steps"]), _fmt(v.get("lr_scale", 1)), v.get("dtype", "float32"),
+             *[_fmt(v["val_final"][k]) for k in val_keys],
              *[_fmt_paired(v["vs_baseline"][k], "—") if v["vs_baseline"] else "baseline" for k in val_keys],
              *[_fmt(v["test"][k]) for k in test_keys], _fmt(v["train_seconds"])] for name, v in r["variants"].items()]
-    return (markdown_table(["variant", "texture start", "steps", "lr × adapt's", *[f"val {k}" for k in val_keys],
+    return (markdown_table(["variant", "texture start", "steps", "lr × adapt's", "autocast", *[f"val {k}" for k in val_keys],
                             *[f"val {k} − baseline (higher)" for k in val_keys], *[f"test {k}" for k in test_keys],
                             "train s"], rows)
             + f"\n{r['corpus']} held-out people, adaptation on their first {r['n_frames']} frames, "
@@ -724,6 +726,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "prior_steps_synthetic": lambda root: prior_steps_block(root, "benchmarks/results/prior_steps_synthetic.json"),
     "adapt_now_n250": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_real_n250.json"),
     "adapt_now_lr_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_lr_real_n250.json"),
+    "adapt_now_bf16_real": lambda root: adapt_now_block(root, "benchmarks/results/adapt_now_bf16_real_n100.json"),
     "a2e_variants_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_variants_real_seeds.json"),
     "a2e_mix": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_mix_real.json"),
     "a2e_mix_seeds": lambda root: a2e_variants_block(root, "benchmarks/results/a2e_mix_real_seeds.json"),

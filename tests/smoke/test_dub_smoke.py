@@ -184,6 +184,17 @@ def test_adapt_now_through_the_cli(world, tmp_path, capsys):
                 overrides={**o, "cache_dir": str(tmp_path / "cache"), "adapt": {"style_steps": 7}})
     assert other.style != summary["style"]                     # new style settings: the cached layer is not reused
     assert Path(other.style).parent == Path(summary["style"]).parent   # ... but the cached adaptation is
+    bf16 = dub(world["raw"] / "synth_h00.mp4", world["raw"] / "synth_p01.mp4", "adapt-now", tmp_path / "bf16.mp4",
+               profile="smoke", progress=False,
+               overrides={**o, "cache_dir": str(tmp_path / "cache"), "adapt": {"train_dtype": "bfloat16"}})
+    check_mp4(tmp_path / "bf16.mp4", 150, 6.0)
+    bf16_dir = Path(bf16.style).parent                         # dub.adapt.train_dtype: its own adaptation
+    assert bf16_dir != Path(summary["style"]).parent
+    weights = {d: load_checkpoint(d / "checkpoint.pt", "cpu", restore_rng=False, load_optimizers=False).renderer
+               for d in (bf16_dir, Path(summary["style"]).parent)}
+    params32, params16 = (dict(m.named_parameters()) for m in weights.values())
+    assert all(p.dtype == torch.float32 for p in params16.values())  # autocast: the weights stay float32 ...
+    assert any(not torch.equal(params16[k], params32[k]) for k in params32)  # ... but bf16 arithmetic trained them
 
 
 def test_real_clip_with_separate_driving_audio(world, shared_clips, tmp_path):

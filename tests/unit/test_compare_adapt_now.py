@@ -36,9 +36,12 @@ def test_pairs_by_person_and_seed_and_counts_the_higher(compare):
 
 
 def test_variant_syntax(compare):
-    assert compare.parse_variant("mean:75") == ("mean", 75, 1.0)
-    assert compare.parse_variant("random:100:0.5") == ("random", 100, 0.5)
+    assert compare.parse_variant("mean:75") == ("mean", 75, 1.0, "float32")
+    assert compare.parse_variant("random:100:0.5") == ("random", 100, 0.5, "float32")
+    assert compare.parse_variant("random:100:1:bfloat16") == ("random", 100, 1.0, "bfloat16")
     assert compare.variant_name("random", 100, 0.5) == "random100_lr0.5" and compare.variant_name("mean", 75, 1.0) == "mean75"
-    for bad in ("mean", "zero:50", "mean:0", "random:x", "random:100:0", "random:100:-1", "random:100:x", "random:100:1:2"):
+    assert compare.variant_name("random", 100, 1.0, "bfloat16") == "random100_bf16"
+    for bad in ("mean", "zero:50", "mean:0", "random:x", "random:100:0", "random:100:-1", "random:100:x", "random:100:1:2",
+                "random:100:1:float16", "random:100:1:bfloat16:x"):
         with pytest.raises(argparse.ArgumentTypeError):
             compare.parse_variant(bad)

@@ -73,3 +73,10 @@ def test_the_dub_settings_refuse_an_unknown_kernel():
     assert dub_settings("smoke")["blend"]["upscale"] in UPSCALE_KERNELS
     with pytest.raises(ConfigError, match="dub.blend.upscale"):
         dub_settings("smoke", overrides={"blend": {"upscale": "nearest"}})
+
+
+def test_the_dub_settings_refuse_an_unknown_adapt_now_precision():
+    assert dub_settings("smoke")["adapt"]["train_dtype"] == "float32"        # opt-in: float32 unless asked
+    assert dub_settings("smoke", overrides={"adapt": {"train_dtype": "bfloat16"}})["adapt"]["train_dtype"] == "bfloat16"
+    with pytest.raises(ConfigError, match="dub.adapt.train_dtype"):
+        dub_settings("smoke", overrides={"adapt": {"train_dtype": "float16"}})

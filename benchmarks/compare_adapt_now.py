@@ -29,7 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deadlib.core.config import load_params
+from deadlib.core.config import load_params, resolve_device
 from deadlib.core.intervals import mean_ci, paired_summary
 from deadlib.model.inference import RENDER_DTYPES, render_precision
 from deadlib.model.texture import TEXTURE_INITS
@@ -94,11 +94,12 @@ def run(corpus: str, n_frames: int, variants: list[tuple[str, int, float, str]],
                                                "patience": 0, "eval_every": min(eval_every, steps),
                                                "n_val_windows": val_windows, **scaled_rates(params["adapt"], scale)})
              for name, (init, steps, scale, _) in zip(names, variants)}
+    device = resolve_device(params["device"])          # the cells' device: autocast must name its type
     cells = []
     for seed in seeds:
         for identity in identities:
             for name, (init, steps, _, dtype) in zip(names, variants):   # interleaved: a cut-short run still pairs
-                with render_precision(dtype, "cpu"):                     # adapt-now's dub.adapt.train_dtype
+                with render_precision(dtype, device):                    # adapt-now's dub.adapt.train_dtype
                     cell = run_variant_cell(corpus, identity, name, paths[name], n_frames, seed, work)
                 cells.append({"identity": identity, "seed": seed, "variant": name, "init": init, "steps": steps,
                               "val_final": {k: last_step(cell["val"].get(k, {})) for k in VAL_KEYS},

@@ -190,9 +190,8 @@ def test_adapt_now_through_the_cli(world, tmp_path, capsys):
     check_mp4(tmp_path / "bf16.mp4", 150, 6.0)
     bf16_dir = Path(bf16.style).parent                         # dub.adapt.train_dtype: its own adaptation
     assert bf16_dir != Path(summary["style"]).parent
-    weights = {d: load_checkpoint(d / "checkpoint.pt", "cpu", restore_rng=False, load_optimizers=False).renderer
-               for d in (bf16_dir, Path(summary["style"]).parent)}
-    params32, params16 = (dict(m.named_parameters()) for m in weights.values())
+    params16, params32 = (dict(load_checkpoint(d / "checkpoint.pt", "cpu", restore_rng=False, load_optimizers=False)
+                               .renderer.named_parameters()) for d in (bf16_dir, Path(summary["style"]).parent))
     assert all(p.dtype == torch.float32 for p in params16.values())  # autocast: the weights stay float32 ...
     assert any(not torch.equal(params16[k], params32[k]) for k in params32)  # ... but bf16 arithmetic trained them
 
